@@ -1,0 +1,38 @@
+/* ofe: the command-line tool of ofevents. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static const struct ofe_cmd commands[] = {
+    /* one line per subcommand; keep alphabetical */
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: ofe COMMAND [ARGS...]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`ofe COMMAND --help` describes one command. `ofe --version` prints the version.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("ofe %s\n", OFE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "ofe: unknown command '%s' (see ofe --help)\n", argv[1]);
+    return 2;
+}
