@@ -4,8 +4,15 @@
 
 #include "cmd.h"
 
+static int cmd_version(int argc, char **argv)
+{
+    printf("ofe %s\n", OFE_VERSION);
+    return 0;
+}
+
 static const struct ofe_cmd commands[] = {
     /* one line per subcommand; keep alphabetical */
+    {"version", "print the version", cmd_version},
 };
 
 static void usage(FILE *out)
@@ -26,10 +33,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (!strcmp(argv[1], "--version")) {
-        printf("ofe %s\n", OFE_VERSION);
-        return 0;
-    }
+    if (!strcmp(argv[1], "--version"))
+        return cmd_version(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].run(argc - 1, argv + 1);
