@@ -143,8 +143,8 @@ bool ofe_ce_equal(const struct ofe_ce *a, const struct ofe_ce *b);
 #define OFE_CE_BATCH_MEDIA "application/cloudevents-batch+json"
 
 /* Appends the JSON form of one event to out. Data goes to `data` as JSON
- * when it is JSON (data_is_json, or datacontenttype absent / *\/json /
- * *\/*+json and the bytes are valid JSON), to `data` as a string when it is
+ * when it is JSON (data_is_json, or datacontenttype absent, .../json or
+ * .../...+json, and the bytes are valid JSON), to `data` as a string when it is
  * text of a non-JSON type, else to `data_base64`. Returns 0, OFE_EINVAL
  * (the event is invalid: errstr says why) or OFE_ENOMEM. */
 int ofe_ce_json_encode(const struct ofe_ce *ev, struct ofe_buf *out, char *errstr,
@@ -242,7 +242,7 @@ int ofe_ce_http_decode(const struct ofe_hdrs *hdrs, const void *body, size_t bod
                        size_t errstr_size);
 
 /* Kafka: `ce_<name>` headers (UTF-8, not percent-encoded), `content-type`
- * = datacontenttype, value = data; *key/*key_len from the `partitionkey`
+ * = datacontenttype, value = data; *key and *key_len from the `partitionkey`
  * extension (NULL when absent). Structured mode: content-type
  * application/cloudevents+json, value = JSON. decode: structured when
  * content-type starts with application/cloudevents, else binary; a key with
