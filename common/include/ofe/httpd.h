@@ -21,13 +21,13 @@ struct ofe_http_exchange; /* one request and, later, its reply */
 
 /* The request as the handler sees it. Valid until the reply is given. */
 struct ofe_http_request {
-    const char *method;  /* "GET", "POST", ... */
-    const char *path;    /* decoded path without the query, e.g. "/topics/orders" */
-    const char *query;   /* raw query string after '?', or "" */
+    const char *method;             /* "GET", "POST", ... */
+    const char *path;               /* decoded path without the query, e.g. "/topics/orders" */
+    const char *query;              /* raw query string after '?', or "" */
     const struct ofe_hdrs *headers; /* as received; look up with ofe_hdrs_get (any case) */
     const unsigned char *body;
     size_t body_len;
-    const char *remote;  /* peer address as text */
+    const char *remote; /* peer address as text */
 };
 
 /* Handler: must eventually call ofe_httpd_reply() exactly once for x, on
@@ -36,13 +36,13 @@ typedef void (*ofe_httpd_handler)(struct ofe_http_exchange *x, const struct ofe_
                                   void *arg);
 
 struct ofe_httpd_opts {
-    const char *bind;       /* address to bind; NULL means "127.0.0.1" */
-    uint16_t port;          /* 0 picks a free port (see ofe_httpd_port) */
-    size_t max_body;        /* larger bodies get 413 without calling a handler; 0 = 1 MiB */
-    unsigned threads;       /* worker threads; 0 = 2 */
-    unsigned max_conns;     /* connection limit; 0 = 1024 */
-    unsigned timeout_s;     /* idle connection timeout; 0 = 60 */
-    const char *component;  /* for log lines, e.g. "eventbus" */
+    const char *bind;      /* address to bind; NULL means "127.0.0.1" */
+    uint16_t port;         /* 0 picks a free port (see ofe_httpd_port) */
+    size_t max_body;       /* larger bodies get 413 without calling a handler; 0 = 1 MiB */
+    unsigned threads;      /* worker threads; 0 = 2 */
+    unsigned max_conns;    /* connection limit; 0 = 1024 */
+    unsigned timeout_s;    /* idle connection timeout; 0 = 60 */
+    const char *component; /* for log lines, e.g. "eventbus" */
 };
 
 /* Starts a server listening at once. Returns NULL with errstr filled when the
@@ -61,8 +61,8 @@ uint16_t ofe_httpd_port(const struct ofe_httpd *h);
  * 404, a path routed only for other methods gives 405. Add routes before
  * traffic arrives (not thread-safe against requests). Returns 0 or
  * OFE_ENOMEM. */
-int ofe_httpd_route(struct ofe_httpd *h, const char *method, const char *path,
-                    ofe_httpd_handler fn, void *arg);
+int ofe_httpd_route(struct ofe_httpd *h, const char *method, const char *path, ofe_httpd_handler fn,
+                    void *arg);
 
 /* Adds GET /metrics (rendering m), GET /healthz (200 "ok" while the process
  * runs) and GET /readyz (200 "ready" when ready_fn(arg) returns true, else
