@@ -137,6 +137,10 @@ int ofe_ce_validate(const struct ofe_ce *ev, char *errstr, size_t errstr_size);
  * data bytes). Returns true when equal. */
 bool ofe_ce_equal(const struct ofe_ce *a, const struct ofe_ce *b);
 
+/* True when a media type (parameters ignored, any case) declares JSON
+ * data: subtype "json" or a "+json" suffix. This function can't fail. */
+bool ofe_ce_media_is_json(const char *content_type, size_t len);
+
 /* ---- JSON event format (application/cloudevents+json) ----------------- */
 
 #define OFE_CE_JSON_MEDIA "application/cloudevents+json"
