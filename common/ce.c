@@ -583,14 +583,14 @@ int ofe_ce_validate(const struct ofe_ce *ev, char *errstr, size_t errstr_size)
         if (a->value_len == 0)
             return ofe_err(errstr, errstr_size, OFE_EINVAL, "attribute '%s' must not be empty",
                            spec_attrs[required[i]].name);
-    }
-    const struct ofe_ce_attr *sv = &ev->spec[OFE_CE_SPECVERSION];
-    if (sv->value_len != 3 || memcmp(sv->value, "1.0", 3) != 0) {
-        char q[96];
-        return ofe_err(errstr, errstr_size, OFE_EINVAL,
-                       "attribute 'specversion': %s is not supported (this implementation "
-                       "speaks CloudEvents \"1.0\")",
-                       ce__quote(q, sizeof(q), sv->value, sv->value_len));
+        if (required[i] == OFE_CE_SPECVERSION &&
+            (a->value_len != 3 || memcmp(a->value, "1.0", 3) != 0)) {
+            char q[96];
+            return ofe_err(errstr, errstr_size, OFE_EINVAL,
+                           "attribute 'specversion': %s is not supported (this implementation "
+                           "speaks CloudEvents \"1.0\")",
+                           ce__quote(q, sizeof(q), a->value, a->value_len));
+        }
     }
     return 0;
 }

@@ -50,6 +50,12 @@ static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
     return 0;
 }
 
+size_t ce__utf8_seq(const unsigned char *s, size_t n)
+{
+    uint32_t cp;
+    return utf8_next(s, n, &cp);
+}
+
 bool ce__utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;

@@ -42,6 +42,8 @@ int ce__check_value(const char *name, size_t nlen, enum ofe_ce_type t, const cha
  * no noncharacters). Returns 0 or OFE_EINVAL with the reason. */
 int ce__check_string(const char *name, size_t nlen, const char *v, size_t len, char *errstr,
                      size_t errstr_size);
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
+size_t ce__utf8_seq(const unsigned char *s, size_t n);
 /* Plain UTF-8 validity (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
 bool ce__utf8_valid(const char *s, size_t n);
 /* RFC 2046 / RFC 7231 media type: type "/" subtype *(OWS ";" OWS param). */

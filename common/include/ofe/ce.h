@@ -173,6 +173,15 @@ int ofe_ce_json_encode_batch(struct ofe_ce *const *evs, size_t n, struct ofe_buf
  * errstr names the index of the bad event ("event [3]: ..."). */
 int ofe_ce_json_decode_batch(const void *json, size_t len, struct ofe_ce_list *out,
                              char *errstr, size_t errstr_size);
+/* Like ofe_ce_json_decode_batch, but a bad event does not stop the batch:
+ * each one is reported through bad(arg, index, error code, message) and
+ * skipped, and the good ones are appended to out. Returns 0 when every
+ * event was good, OFE_EINVAL when some were bad (errstr names the first),
+ * OFE_EPARSE when the text is not JSON (nothing appended, errstr has the
+ * position), OFE_ENOMEM. */
+int ofe_ce_json_decode_batch_each(const void *json, size_t len, struct ofe_ce_list *out,
+                                  void (*bad)(void *arg, size_t index, int err, const char *msg),
+                                  void *arg, char *errstr, size_t errstr_size);
 
 /* ---- Protocol bindings: pure codecs over a header list and a body ----- */
 
