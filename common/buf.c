@@ -34,6 +34,7 @@ int ofe_buf_reserve(struct ofe_buf *b, size_t extra)
         return OFE_ENOMEM;
     b->data = p;
     b->cap = cap;
+    b->data[b->len] = '\0';
     return 0;
 }
 
