@@ -24,7 +24,9 @@ struct ofe_pubsub_ops {
     const char *name;
     /* Opens the backend; connects in the background. def is the backend's
      * description: a struct ofe_config_busdesc for brokers, the broker name
-     * (const char *) for the memory backend. */
+     * (const char *) for the memory backend. COPY every option you need:
+     * def and the config it points into are freed after open returns (a
+     * daemon reloading on SIGHUP keeps the bus and frees the old config). */
     int (*open)(struct ofe_bus *bus, const void *def, void **ctx, char *errstr, size_t errstr_size);
     /* Starts a publish; the backend calls ofe_pub__done(p, ...) exactly once
      * when the broker confirmed or failed it (any thread), unless it
