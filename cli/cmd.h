@@ -11,5 +11,6 @@ struct ofe_cmd {
 };
 
 /* Declarations of the cmd_* functions go here, one per subcommand. */
+int cmd_cesql(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@ static int cmd_version(int argc, char **argv)
 
 static const struct ofe_cmd commands[] = {
     /* one line per subcommand; keep alphabetical */
+    {"cesql", "evaluate a CloudEvents SQL expression against an event", cmd_cesql},
     {"version", "print the version", cmd_version},
 };
 
