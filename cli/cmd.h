@@ -11,6 +11,8 @@ struct ofe_cmd {
 };
 
 /* Declarations of the cmd_* functions go here, one per subcommand. */
+int cmd_ce(int argc, char **argv);
 int cmd_cesql(int argc, char **argv);
+int cmd_config_validate(int argc, char **argv); /* ofe validate */
 
 #endif

@@ -12,7 +12,9 @@ static int cmd_version(int argc, char **argv)
 
 static const struct ofe_cmd commands[] = {
     /* one line per subcommand; keep alphabetical */
+    {"ce", "validate a CloudEvent (JSON format) or print the HTTP request carrying it", cmd_ce},
     {"cesql", "evaluate a CloudEvents SQL expression against an event", cmd_cesql},
+    {"validate", "check configuration files (YAML)", cmd_config_validate},
     {"version", "print the version", cmd_version},
 };
 
