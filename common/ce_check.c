@@ -359,7 +359,7 @@ static int digits(const char *s, size_t n)
 static const char *time_problem(const char *s, size_t n)
 {
     static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (n < 20)
+    if (n < 19)
         return "too short for YYYY-MM-DDTHH:MM:SS and a zone";
     int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
     if (y < 0 || s[4] != '-' || mo < 0 || s[7] != '-' || d < 0)
@@ -381,7 +381,7 @@ static const char *time_problem(const char *s, size_t n)
     if (se > 60)
         return "second out of range";
     size_t i = 19;
-    if (s[i] == '.') {
+    if (i < n && s[i] == '.') {
         size_t f = ++i;
         while (i < n && is_digit((unsigned char)s[i]))
             i++;

@@ -80,29 +80,79 @@ int ce__json_put_string(struct ofe_buf *b, const char *s, size_t n);
  * whitespace allowed). */
 bool ce__json_valid(const char *s, size_t n);
 
-/* ---- type hints (ce_bind.c) -------------------------------------------- */
+/* ---- percent-encoding (ce_pct.c) -------------------------------------- */
 
-/* Appends the OFE_CE_TYPEHINTS_HEADER value for ev to out ("" when every
- * extension is a String). */
-int ce__typehints_build(const struct ofe_ce *ev, struct ofe_buf *out);
-/* Parsed hints: up to OFE_CE__MAXHINTS (name, type) pairs. */
-#define CE__MAXHINTS 64
+size_t ce__pct_encoded_len(const char *s, size_t len);
+void ce__pct_encode_into(const char *s, size_t len, char *out);
+/* Decodes into out (which may be s itself); checks UTF-8. */
+int ce__pct_decode_into(const char *s, size_t len, char *out, size_t *out_len, char *why,
+                        size_t why_size);
+
+/* ---- shared binding machinery (ce_bind.c) ------------------------------ */
+
+/* Extension types carried by the OFE_CE_TYPEHINTS_HEADER value
+ * "name=type,name=type" (docs/bindings.md). A checked value is scanned
+ * again on each lookup: events carry few typed extensions. */
 struct ce_hints {
-    size_t n;
-    struct {
-        const char *name;
-        size_t nlen;
-        enum ofe_ce_type type;
-    } v[CE__MAXHINTS];
+    const char *s;
+    size_t len;
 };
-int ce__typehints_parse(const char *s, size_t len, struct ce_hints *h, char *errstr,
-                        size_t errstr_size);
-/* Type of extension `name` in h, OFE_CE_T_STRING when not listed. */
+/* Appends the hint value for ev to out (nothing when every extension is a
+ * String). */
+int ce__typehints_build(const struct ofe_ce *ev, struct ofe_buf *out);
+int ce__typehints_check(const char *s, size_t len, char *errstr, size_t errstr_size);
+/* Type of extension `name`, OFE_CE_T_STRING when not listed (or no hints). */
 enum ofe_ce_type ce__typehints_get(const struct ce_hints *h, const char *name, size_t nlen);
 /* Re-types the String extensions of ev that h names (after a structured
- * decode). */
+ * decode, where JSON has no URI or Timestamp types). */
 int ce__typehints_apply(struct ofe_ce *ev, const struct ce_hints *h, char *errstr,
                         size_t errstr_size);
+/* Finds and checks the hint header in hdrs (when flags ask for hints):
+ * h->s is NULL when there is none. */
+int ce__typehints_find(const struct ofe_hdrs *hdrs, unsigned flags, struct ce_hints *h,
+                       char *errstr, size_t errstr_size);
+
+/* How a binding writes attributes as headers. */
+struct ce_wire {
+    const char *const *spec_names; /* header names of the spec slots */
+    const char *prefix;            /* "ce-", "ce_" or "" */
+    size_t plen;
+    bool pct;     /* percent-encode values */
+    bool with_ct; /* datacontenttype is a header too */
+};
+/* Appends one header per attribute (spec ones first, then extensions in
+ * order) and, with OFE_CE_BIND_TYPEHINTS, the hint header. Values that
+ * need no encoding point into the event. */
+int ce__wire_encode(const struct ofe_ce *ev, const struct ce_wire *w, unsigned flags,
+                    struct ofe_hdrs *h);
+
+/* How a binding reads attributes from headers. */
+struct ce_wire_dec {
+    const char *prefix; /* matched case-insensitively; names are lower-cased */
+    size_t plen;
+    bool pct;            /* percent-decode values */
+    bool quoted;         /* undo HTTP quoted-strings first */
+    bool trim;           /* trim spaces and tabs around values */
+    bool skip_bad_names; /* ignore (rather than reject) non-attribute names */
+};
+/* Sets every attribute found in h on ev. */
+int ce__wire_decode(struct ofe_ce *ev, const struct ofe_hdrs *h, const struct ce_wire_dec *w,
+                    const struct ce_hints *hints, char *errstr, size_t errstr_size);
+/* Bytes a decoded event from these headers and body may need. */
+size_t ce__wire_size(const struct ofe_hdrs *h, size_t body_len);
+/* Checks that a structured-mode media type names the JSON format
+ * ("application/cloudevents[+json]" or the batch one). */
+int ce__check_format(const char *ct, size_t len, bool batch, char *errstr, size_t errstr_size);
+/* Content type a binary message carries for ev: datacontenttype, or
+ * application/json for JSON data from a JSON event without one (JSON
+ * format 3.1.2), else NULL. */
+const char *ce__binary_content_type(const struct ofe_ce *ev, size_t *len);
+/* Sets datacontenttype from a content-type header / property value. */
+int ce__set_content_type(struct ofe_ce *ev, const char *v, size_t len, const char *what,
+                         char *errstr, size_t errstr_size);
+/* Decodes a structured body and applies hints. */
+int ce__structured_decode(const void *body, size_t len, const struct ce_hints *hints,
+                          struct ofe_ce **out, char *errstr, size_t errstr_size);
 
 /* Arena memory of a header list (hdrs.c): valid until reset/fini. */
 char *ofe_hdrs__alloc(struct ofe_hdrs *h, size_t n);
