@@ -2,6 +2,5 @@
 # delivery (retries), the pub/sub core with the memory backend.
 ofe_unit_test(test_metrics unit/test_metrics.c)
 ofe_unit_test(test_http unit/test_http.c)
-# test_delivery: added when the HTTP codec lands
-#ofe_unit_test(test_delivery unit/test_delivery.c)
+ofe_unit_test(test_delivery unit/test_delivery.c)
 ofe_unit_test(test_pubsub_memory unit/test_pubsub_memory.c)
