@@ -274,14 +274,16 @@ static bool list_to_node(struct parser *p, struct nodelist *l, struct cesql_node
         nomem(p);
         return false;
     }
-    memcpy(n->kids, l->v, l->n * sizeof(*n->kids));
+    if (l->n)
+        memcpy(n->kids, l->v, l->n * sizeof(*n->kids));
     if (ops) {
         n->ops = cesql__arena_alloc(p->arena, l->n ? l->n : 1);
         if (!n->ops) {
             nomem(p);
             return false;
         }
-        memcpy(n->ops, l->ops, l->n);
+        if (l->n)
+            memcpy(n->ops, l->ops, l->n);
     }
     n->nkids = l->n;
     return true;

@@ -28,9 +28,9 @@
 #endif
 #endif
 
+#ifndef SANITIZED
 static __thread long allocs;
 
-#ifndef SANITIZED
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
