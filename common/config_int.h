@@ -95,8 +95,9 @@ struct ofe_config_table {
  * ${VAR} expansion), so errors inside an expression can point at the
  * exact column. */
 struct ofe_config_fpos {
-    struct ofe_config_pos pos;
+    struct ofe_config_pos pos; /* of the scalar (its opening quote, if any) */
     bool linear;
+    int shift; /* columns from pos to the first character of the value (quote) */
 };
 
 /* A mapping to parse: key/value node pairs, checked for non-scalar and

@@ -1806,7 +1806,7 @@ static void check_cesql(struct pctx *p, const char *expr, const struct ofe_confi
     if (pv->cesql_check(pv->cesql_ctx, expr, &off, err, sizeof(err)) != 0) {
         struct ofe_config_pos pos = fp->pos;
         if (fp->linear)
-            pos.col += (int)off;
+            pos.col += fp->shift + (int)off;
         cfg__diag(p, OFE_CONFIG_ERROR, &pos, path, key, "CESQL: %s", err[0] ? err : "invalid");
     }
 }
@@ -1982,6 +1982,7 @@ static int parse_filter(struct pctx *p, yaml_node_t *v, const char *path,
         struct ofe_config_fpos fp = cfg__fpos(p, val, lenient);
         out->cesql = s;
         out->cesql_pos = fp.pos;
+        out->cesql_pos.col += fp.shift;
         check_cesql(p, s, &fp, path, key);
         break;
     }
@@ -2036,6 +2037,7 @@ static void subscriber_check(struct pctx *p, void *obj)
     const struct ofe_config_fpos *fp = fpos_of(&s->node, "filter");
     if (fp && s->filter) {
         s->filter_pos = fp->pos;
+        s->filter_pos.col += fp->shift;
         check_cesql(p, s->filter, fp, s->node.path, "filter");
     }
 }
@@ -2110,7 +2112,7 @@ static void trigger_spec_check(struct pctx *p, void *obj)
             const struct ofe_config_fpos *fp = fpos_of(&sub->node, "condition");
             struct ofe_config_pos pos = fp ? fp->pos : sub->node.pos;
             if (fp && fp->linear)
-                pos.col += (int)off;
+                pos.col += fp->shift + (int)off;
             cfg__diag(p, OFE_CONFIG_ERROR, &pos, sub->node.path, "condition", "%s", err);
         }
     }

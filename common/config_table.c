@@ -54,13 +54,14 @@ struct ofe_config_fpos cfg__fpos(const struct pctx *p, yaml_node_t *n, bool expa
     struct ofe_config_fpos fp;
     fp.pos = cfg__node_pos(p, n);
     fp.linear = false;
+    fp.shift = 0;
     if (n && n->type == YAML_SCALAR_NODE) {
         size_t raw = n->end_mark.index - n->start_mark.index;
         size_t len = n->data.scalar.length;
         int quoted = n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
                      n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
         if (quoted)
-            fp.pos.col += 1;
+            fp.shift = 1;
         if (!expanded && n->start_mark.line == n->end_mark.line &&
             (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE || quoted) &&
             raw == len + (quoted ? 2 : 0))
@@ -154,7 +155,7 @@ int cfg__scalar(struct pctx *p, yaml_node_t *n, const char *path, const char *ke
     if (cfg__expand(p, v, &s, &changed, &off, err, sizeof(err)) < 0) {
         struct ofe_config_fpos fp = cfg__fpos(p, n, false);
         if (fp.linear)
-            fp.pos.col += (int)off;
+            fp.pos.col += fp.shift + (int)off;
         cfg__diag(p, OFE_CONFIG_ERROR, &fp.pos, path, key, "%s", err);
         return -1;
     }
@@ -521,8 +522,8 @@ static void parse_list_items(struct pctx *p, const struct cfg_field *f, yaml_nod
                              const char *path, const char *key, void *dst);
 
 /* Parses one field value. Returns true when a value was stored. */
-static bool parse_field(struct pctx *p, const struct cfg_field *f, yaml_node_t *v, const char *path,
-                        const char *key, void *obj, bool file_variant)
+static bool parse_field(struct pctx *p, const struct cfg_field *f, yaml_node_t *kn, yaml_node_t *v,
+                        const char *path, const char *key, void *obj, bool file_variant)
 {
     void *dst = FIELD(obj, f);
     struct ofe_config_node *node = obj;
@@ -632,7 +633,7 @@ static bool parse_field(struct pctx *p, const struct cfg_field *f, yaml_node_t *
         if (ofe_duration_parse(s, &us, &off, err, sizeof(err)) < 0) {
             struct ofe_config_fpos efp = cfg__fpos(p, v, lenient && !p->lenient);
             if (efp.linear)
-                efp.pos.col += (int)off;
+                efp.pos.col += efp.shift + (int)off;
             cfg__diag(p, OFE_CONFIG_ERROR, &efp.pos, path, key, "%s", err);
         } else if (us % 1000 != 0) {
             err_at(p, v, path, key, "duration '%s' is finer than the millisecond resolution", s);
@@ -824,7 +825,7 @@ static bool parse_field(struct pctx *p, const struct cfg_field *f, yaml_node_t *
         }
         cfg__free_block(f->sub, dst);
         memset(dst, 0, f->sub->size);
-        struct ofe_config_pos pos = cfg__node_pos(p, v);
+        struct ofe_config_pos pos = cfg__node_pos(p, kn ? kn : v);
         cfg__parse_block(p, f->sub, dst, &m, bpath, &pos);
         cfg__map_fini(&m);
         free(bpath);
@@ -853,7 +854,7 @@ static bool parse_field(struct pctx *p, const struct cfg_field *f, yaml_node_t *
                     (struct ofe_config_node *)((char *)arr->v + arr->n * f->sub->size);
                 const char *name = m.v[i].keystr;
                 char *ipath = cfg__join(mpath, name);
-                struct ofe_config_pos ipos = cfg__node_pos(p, m.v[i].value);
+                struct ofe_config_pos ipos = cfg__node_pos(p, m.v[i].key);
                 struct cfg_map im;
                 yaml_node_t *iv = m.v[i].value;
                 if (!*name)
@@ -1224,7 +1225,7 @@ void cfg__parse_block(struct pctx *p, const struct ofe_config_table *t, void *ob
             continue;
         }
         seen[idx] = true;
-        if (parse_field(p, f, pr->value, path, key, obj, file_variant))
+        if (parse_field(p, f, pr->key, pr->value, path, key, obj, file_variant))
             set[idx] = true;
     }
 
