@@ -7,6 +7,7 @@
  * delimiting quote (spec 2.2) or another backslash, and a doubled quote
  * stands for one (as in SQL and the spec's ANTLR lexer); every other
  * backslash is kept as is, for LIKE patterns to see (\% \_). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -86,13 +87,18 @@ static bool ends_operand(enum cesql_tok t)
            t == TK_FALSE;
 }
 
-static struct cesql_token lex_error(struct cesql_lexer *lx, size_t pos, const char *fmt,
-                                    const char *arg)
+static struct cesql_token lex_error(struct cesql_lexer *lx, size_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static struct cesql_token lex_error(struct cesql_lexer *lx, size_t pos, const char *fmt, ...)
 {
     struct cesql_token t = {TK_ERROR, (uint32_t)pos, 0, 0};
     if (lx->err && lx->err_size) {
         char msg[160];
-        snprintf(msg, sizeof(msg), fmt, arg);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
         snprintf(lx->err, lx->err_size, "column %zu: %s", pos + 1, msg);
     }
     return t;
@@ -118,7 +124,7 @@ static struct cesql_token lex_int(struct cesql_lexer *lx, size_t start)
         p++;
     }
     if (p < lx->len && is_word((unsigned char)lx->text[p]))
-        return lex_error(lx, p, "%s", "a number must not run into letters");
+        return lex_error(lx, p, "a number must not run into letters");
     if (neg)
         v = -v;
     if (big || v > INT32_MAX || v < INT32_MIN) {
@@ -177,7 +183,7 @@ struct cesql_token cesql__lex_next(struct cesql_lexer *lx)
             adv = 2;
             break;
         }
-        return lex_error(lx, p, "%s", "'!' must be followed by '=' (use NOT for negation)");
+        return lex_error(lx, p, "'!' must be followed by '=' (use NOT for negation)");
     case '<':
         if (p + 1 < n && s[p + 1] == '=') {
             t.kind = TK_LE;
@@ -221,9 +227,9 @@ struct cesql_token cesql__lex_next(struct cesql_lexer *lx)
                 q++;
         }
         if (q >= n)
-            return lex_error(lx, p, "%s", "unterminated string literal");
+            return lex_error(lx, p, "unterminated string literal");
         if (q - p + 1 > UINT32_MAX)
-            return lex_error(lx, p, "%s", "string literal too long");
+            return lex_error(lx, p, "string literal too long");
         t.kind = TK_STR;
         adv = q - p + 1;
         break;

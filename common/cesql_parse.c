@@ -369,11 +369,9 @@ static struct cesql_node *parse_call(struct parser *p)
             return NULL;
         }
     }
-    next(p); /* name */
-    next(p); /* ( */
-    if (!enter(p))
-        return NULL;
-    struct nodelist args = {0};
+    next(p);                    /* name */
+    next(p);                    /* ( */
+    struct nodelist args = {0}; /* each argument's parse_expr counts the nesting */
     if (p->tok.kind != TK_RP) {
         for (;;) {
             if (args.n >= OFE_CESQL_MAX_CALL_ARGS) {
@@ -396,7 +394,6 @@ static struct cesql_node *parse_call(struct parser *p)
         perr(p, p->tok.pos, "expected ',' or ')' in the arguments of %.*s, found %s", (int)t.len, s,
              tokdesc(p, b, sizeof(b)));
     }
-    p->depth--;
     if (p->failed) {
         list_free(&args);
         return NULL;
@@ -628,9 +625,7 @@ static struct cesql_node *parse_postfix(struct parser *p)
                 return NULL;
             }
             next(p);
-            if (!enter(p))
-                return NULL;
-            struct nodelist set = {0};
+            struct nodelist set = {0}; /* each member's parse_expr counts the nesting */
             for (;;) {
                 struct cesql_node *e = parse_expr(p);
                 if (!e || !list_push(p, &set, e, 0))
@@ -641,7 +636,6 @@ static struct cesql_node *parse_postfix(struct parser *p)
                 }
                 break;
             }
-            p->depth--;
             if (!p->failed && p->tok.kind != TK_RP) {
                 char b[64];
                 perr(p, p->tok.pos, "expected ',' or ')' in the IN set, found %s",

@@ -279,6 +279,13 @@ static void test_deep_nesting(void **state)
     s = repeat("myint IN (0", ", 1", 20000, "", "", ", 2147483647)");
     check_bool(s, ev, true, ERR_NONE);
     free(s);
+    /* Calls and IN sets count one level each. */
+    s = repeat("", "ABS(", OFE_CESQL_MAX_DEPTH - 8, "myzero", ")", "");
+    check_int(s, ev, 0, ERR_NONE);
+    free(s);
+    s = repeat("", "myzero IN (", OFE_CESQL_MAX_DEPTH - 8, "0", ")", "");
+    check_bool(s, ev, false, ERR_NONE); /* innermost is TRUE, cast to Integer 1 != 0 */
+    free(s);
     /* Deep nesting inside one level of a chain still counts. */
     s = repeat("mybool AND ", "(", 150, "TRUE", ")", "");
     check_parse_error(s, "nested too deeply");
