@@ -209,8 +209,8 @@ int ce__wire_encode(const struct ofe_ce *ev, const struct ce_wire *w, unsigned f
         const struct ofe_ce_attr *a = &ev->spec[s];
         if (!a->value || (s == OFE_CE_DATACONTENTTYPE && !w->with_ct))
             continue;
-        const char *n = w->spec_names[s];
-        if ((rc = add_value(h, n, strlen(n), a->value, a->value_len, w->pct)))
+        if ((rc = add_value(h, w->spec_names[s], w->plen + a->name_len, a->value, a->value_len,
+                            w->pct)))
             return rc;
     }
     for (uint32_t i = 0; i < ev->next; i++) {
@@ -280,6 +280,25 @@ static int unquote(const char *v, size_t n, char *out, size_t *olen)
     return 0;
 }
 
+/* Whether byte c occurs in s (eight bytes at a time: values are short). */
+static bool has_byte(const char *s, size_t n, unsigned char c)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint64_t pat = ones * c;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        w ^= pat;
+        if ((w - ones) & ~w & highs)
+            return true;
+    }
+    for (; i < n; i++)
+        if ((unsigned char)s[i] == c)
+            return true;
+    return false;
+}
+
 static int header_error(const struct ofe_hdr *e, const char *msg, char *errstr, size_t errstr_size)
 {
     char q[96];
@@ -294,8 +313,14 @@ int ce__wire_decode(struct ofe_ce *ev, const struct ofe_hdrs *h, const struct ce
     char msg[384];
     for (size_t i = 0; h && i < h->n; i++) {
         const struct ofe_hdr *e = &h->v[i];
-        if (e->name_len < w->plen ||
-            (w->plen && !ce__has_prefix_ci(e->name, e->name_len, w->prefix)))
+        if (e->name_len < w->plen)
+            continue;
+        bool match = true;
+        for (size_t k = 0; k < w->plen && match; k++) {
+            unsigned char c = (unsigned char)e->name[k];
+            match = (c >= 'A' && c <= 'Z' ? (c | 0x20) : c) == (unsigned char)w->prefix[k];
+        }
+        if (!match)
             continue;
         size_t nlen = e->name_len - w->plen;
         if (!w->plen && nlen == hint_hdr_len &&
@@ -334,14 +359,14 @@ int ce__wire_decode(struct ofe_ce *ev, const struct ofe_hdrs *h, const struct ce
         char *p = ce__alloc(ev, vlen + 1);
         if (!p)
             return OFE_ENOMEM;
-        size_t plen = vlen;
-        if (w->quoted && memchr(v, '"', vlen)) {
-            if (unquote(v, vlen, p, &plen))
-                return header_error(e, "unterminated quoted string", errstr, errstr_size);
-        } else if (vlen) {
+        if (vlen)
             memcpy(p, v, vlen);
-        }
-        if (w->pct && memchr(p, '%', plen)) {
+        bool quote = w->quoted && has_byte(p, vlen, '"');
+        bool pct = w->pct && has_byte(p, vlen, '%');
+        size_t plen = vlen;
+        if (quote && unquote(v, vlen, p, &plen))
+            return header_error(e, "unterminated quoted string", errstr, errstr_size);
+        if (pct) {
             char why[128];
             if (ce__pct_decode_into(p, plen, p, &plen, why, sizeof(why)))
                 return header_error(e, why, errstr, errstr_size);

@@ -230,10 +230,20 @@ static bool is_hex(unsigned char c)
     return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
-static bool is_unreserved_or_sub(unsigned char c)
-{
-    return is_alpha(c) || is_digit(c) || strchr("-._~!$&'()*+,;=", c) != NULL;
-}
+/* RFC 3986 characters outside %HH: 1 unreserved or sub-delims, 2 gen-delims */
+static const unsigned char uri_chars[256] = {
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,  ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,  ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,  ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,  ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,  ['m'] = 1, ['n'] = 1,
+    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,  ['u'] = 1, ['v'] = 1,
+    ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['0'] = 1, ['1'] = 1,  ['2'] = 1, ['3'] = 1,
+    ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,  ['-'] = 1, ['.'] = 1,
+    ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1,
+    ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1, [':'] = 2,  ['/'] = 2, ['?'] = 2,
+    ['#'] = 2, ['['] = 2, [']'] = 2, ['@'] = 2,
+};
 
 /* Returns NULL when s is a valid URI (absolute) / URI-reference, else why. */
 static const char *uri_problem(const char *s, size_t n, bool absolute, size_t *at)
@@ -248,11 +258,11 @@ static const char *uri_problem(const char *s, size_t n, bool absolute, size_t *a
             i += 2;
             continue;
         }
-        if (c == 0 || !(is_unreserved_or_sub(c) || strchr(":/?#[]@", c)))
+        if (!uri_chars[c])
             return "character not allowed in a URI (use %HH)";
     }
     size_t i = 0, k = 0;
-    while (k < n && !strchr(":/?#", s[k]))
+    while (k < n && s[k] != ':' && s[k] != '/' && s[k] != '?' && s[k] != '#')
         k++;
     if (k < n && s[k] == ':') {
         *at = 1;
@@ -280,7 +290,7 @@ static const char *uri_problem(const char *s, size_t n, bool absolute, size_t *a
     }
     if (i + 1 < n && s[i] == '/' && s[i + 1] == '/') {
         size_t a = i + 2, e = a;
-        while (e < n && !strchr("/?#", s[e]))
+        while (e < n && s[e] != '/' && s[e] != '?' && s[e] != '#')
             e++;
         /* authority = [userinfo "@"] host [":" port] */
         size_t h = a;
@@ -411,10 +421,17 @@ static const char *time_problem(const char *s, size_t n)
 
 /* ---- media types (RFC 2046, RFC 7231 3.1.1.1) ---------------------------- */
 
-static bool is_tchar(unsigned char c)
+/* RFC 2045 token characters: CHAR except SPACE, CTLs and tspecials */
+static const unsigned char tchar[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
+};
+
+static inline bool is_tchar(unsigned char c)
 {
-    /* RFC 2045 token: CHAR except SPACE, CTLs and tspecials */
-    return c > 0x20 && c < 0x7f && !strchr("()<>@,;:\\\"/[]?=", c);
+    return tchar[c];
 }
 
 static size_t token_len(const char *s, size_t n)

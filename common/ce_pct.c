@@ -9,6 +9,18 @@
 
 static const char HEX[] = "0123456789ABCDEF";
 
+/* 0 for bytes sent as they are, 2 for the extra bytes of %XX */
+static const unsigned char extra[256] = {
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 0, 2, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
 static inline bool keep(unsigned char c)
 {
     return c >= 0x21 && c <= 0x7e && c != '"' && c != '%';
@@ -16,10 +28,23 @@ static inline bool keep(unsigned char c)
 
 size_t ce__pct_encoded_len(const char *s, size_t len)
 {
-    size_t n = len;
-    for (size_t i = 0; i < len; i++)
-        if (!keep((unsigned char)s[i]))
-            n += 2;
+    const unsigned char *u = (const unsigned char *)s;
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t n = len, i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, u + i, 8);
+        /* a byte < 0x21, >= 0x7f, '"' or '%' sends this word to the table */
+        uint64_t q = w ^ (ones * '"'), p = w ^ (ones * '%');
+        uint64_t odd = (w | ((w + ones) & highs)) & highs; /* >= 0x80, or 0x7f */
+        odd |= (w - ones * 0x21) & ~w & highs;             /* < 0x21 */
+        odd |= ((q - ones) & ~q & highs) | ((p - ones) & ~p & highs);
+        if (odd)
+            for (size_t k = 0; k < 8; k++)
+                n += extra[u[i + k]];
+    }
+    for (; i < len; i++)
+        n += extra[u[i]];
     return n;
 }
 
