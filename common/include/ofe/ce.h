@@ -93,12 +93,14 @@ int ofe_ce_check_name(const char *name, size_t len, char *errstr, size_t errstr_
 
 /* Sets attribute `name` from its string form, checked against `type` (which
  * must be the spec's type for spec-defined attributes; OFE_CE_T_NONE means
- * "the spec's type, or String for an extension"). The value is converted to
- * canonical form where the spec allows several (Boolean "true"/"false",
- * Integer without leading zeros or "+", Timestamp kept as given once valid).
- * Replaces a previous value. Returns 0, or OFE_EINVAL with a precise
- * sentence (e.g. "attribute 'time': \"yesterday\" is not an RFC 3339
- * timestamp"), or OFE_ENOMEM. The event is unchanged on error. */
+ * "the spec's type, or String for an extension"). The value must be in the
+ * canonical string form (Boolean "true"/"false"; Integer without leading
+ * zeros or "+", in signed 32-bit range, "-0" is stored as "0"; Binary as
+ * padded RFC 4648 base64; Timestamp per RFC 3339, kept as given; rules in
+ * docs/bindings.md). Spec attributes must not be empty. Replaces a previous
+ * value. Returns 0, or OFE_EINVAL with a precise sentence (e.g. "attribute
+ * 'time': \"yesterday\" is not an RFC 3339 timestamp: ..."), or
+ * OFE_ENOMEM. The event is unchanged on error. The value is copied. */
 int ofe_ce_set(struct ofe_ce *ev, const char *name, size_t name_len, enum ofe_ce_type type,
                const char *value, size_t value_len, char *errstr, size_t errstr_size);
 /* Convenience for NUL-terminated name and value. */
@@ -129,8 +131,9 @@ int ofe_ce_take_data(struct ofe_ce *ev, void *data, size_t len);
 void ofe_ce_clear_data(struct ofe_ce *ev);
 
 /* Validates the whole event per CloudEvents v1.0.2: required attributes
- * set and non-empty, specversion "1.0", every value of its type. Returns 0
- * or OFE_EINVAL naming the first violation in errstr. */
+ * set and non-empty, specversion "1.0" (every value was checked against its
+ * type when it was set). Returns 0 or OFE_EINVAL naming the first violation
+ * in errstr. Cheap: encoders call it on every event. */
 int ofe_ce_validate(const struct ofe_ce *ev, char *errstr, size_t errstr_size);
 
 /* Attribute-by-attribute and data comparison (types, canonical values and
@@ -195,7 +198,9 @@ struct ofe_hdr {
 };
 
 /* A list of headers. Strings added with ofe_hdrs_add_copy live in the list's
- * own storage; ofe_hdrs_add_ref only points (the caller keeps them alive). */
+ * own storage (NUL-terminated, valid until reset or fini, never moved);
+ * ofe_hdrs_add_ref only points (the caller keeps them alive). reset keeps
+ * the storage, so a list reused per message stops allocating. */
 struct ofe_hdrs {
     struct ofe_hdr *v;
     size_t n, cap;
@@ -233,12 +238,16 @@ int ofe_ce_pct_encode(const char *s, size_t len, struct ofe_buf *out);
 int ofe_ce_pct_decode(const char *s, size_t len, struct ofe_buf *out, char *errstr,
                       size_t errstr_size);
 
-/* HTTP. encode: binary mode fills `hdrs` with Content-Type (= datacontenttype,
- * when set) and one `ce-<name>` header per other attribute, and points *body
- * at the event's data (not copied; valid while the event lives). Structured
- * mode sets Content-Type application/cloudevents+json and writes the JSON
- * into body_buf, pointing *body at it. Returns 0, OFE_EINVAL (invalid
- * event), OFE_ENOMEM. */
+/* HTTP. encode: binary mode appends to `hdrs` one `ce-<name>` header per
+ * attribute other than datacontenttype, then Content-Type (=
+ * datacontenttype; application/json for JSON data of a JSON event without
+ * one), and points *body at the event's data (not copied; NULL when there
+ * is none). Header names and values may point into the event: use them
+ * while the event lives. Structured mode appends Content-Type
+ * application/cloudevents+json and appends the JSON to body_buf, pointing
+ * *body at it. With OFE_CE_BIND_TYPEHINTS both modes add the type-hint
+ * header when an extension is not a String. Returns 0, OFE_EINVAL (invalid
+ * event, or OFE_CE_BATCH), OFE_ENOMEM. */
 int ofe_ce_http_encode(const struct ofe_ce *ev, enum ofe_ce_mode mode, unsigned flags,
                        struct ofe_hdrs *hdrs, struct ofe_buf *body_buf, const void **body,
                        size_t *body_len, char *errstr, size_t errstr_size);
@@ -255,11 +264,14 @@ int ofe_ce_http_decode(const struct ofe_hdrs *hdrs, const void *body, size_t bod
                        size_t errstr_size);
 
 /* Kafka: `ce_<name>` headers (UTF-8, not percent-encoded), `content-type`
- * = datacontenttype, value = data; *key and *key_len from the `partitionkey`
- * extension (NULL when absent). Structured mode: content-type
- * application/cloudevents+json, value = JSON. decode: structured when
- * content-type starts with application/cloudevents, else binary; a key with
- * no partitionkey header becomes partitionkey. */
+ * = datacontenttype, value = data (NULL, a tombstone, when the event has no
+ * data); *key and *key_len from the `partitionkey` extension (NULL when
+ * absent). Structured mode: content-type application/cloudevents+json,
+ * value = JSON appended to value_buf. decode: structured when content-type
+ * starts with application/cloudevents, else binary; value NULL is no data,
+ * a non-NULL empty value is empty data; in binary mode a key that is a
+ * valid String becomes partitionkey when no ce_partitionkey header gave
+ * one. */
 int ofe_ce_kafka_encode(const struct ofe_ce *ev, enum ofe_ce_mode mode, unsigned flags,
                         struct ofe_hdrs *hdrs, struct ofe_buf *value_buf, const void **value,
                         size_t *value_len, const void **key, size_t *key_len, char *errstr,
@@ -268,12 +280,15 @@ int ofe_ce_kafka_decode(const struct ofe_hdrs *hdrs, const void *key, size_t key
                         const void *value, size_t value_len, unsigned flags,
                         struct ofe_ce **out, char *errstr, size_t errstr_size);
 
-/* MQTT 5 binary: *content_type = datacontenttype (or NULL), one user
- * property per other attribute with the bare attribute name, payload = data.
- * MQTT 3.1.1: structured JSON only (mode must be OFE_CE_STRUCTURED; hdrs
- * stays empty). decode: structured when the content type (MQTT 5) starts
- * with application/cloudevents or, with no user properties, when the
- * payload is a JSON CloudEvent; else binary. */
+/* MQTT 5 binary: *content_type = datacontenttype (or NULL; a pointer into
+ * the event or a static string), one user property per other attribute
+ * with the bare attribute name, payload = data. MQTT 3.1.1: structured JSON
+ * only (mode OFE_CE_STRUCTURED; user_props stays empty, *content_type is
+ * application/cloudevents+json for MQTT 5 senders). decode: structured when
+ * the content type starts with application/cloudevents, or when there is
+ * no content type and no user property named like an attribute (MQTT
+ * 3.1.1); else binary, where user properties that are not attribute names
+ * are ignored. user_props may be NULL. */
 int ofe_ce_mqtt_encode(const struct ofe_ce *ev, enum ofe_ce_mode mode, unsigned flags,
                        struct ofe_hdrs *user_props, const char **content_type,
                        struct ofe_buf *payload_buf, const void **payload, size_t *payload_len,
@@ -291,9 +306,13 @@ int ofe_ce_nats_encode(const struct ofe_ce *ev, enum ofe_ce_mode mode, unsigned 
 int ofe_ce_nats_decode(const struct ofe_hdrs *hdrs, const void *body, size_t body_len,
                        unsigned flags, struct ofe_ce **out, char *errstr, size_t errstr_size);
 
-/* Redis Streams (ours; docs/bindings.md): one field per attribute and one
- * for data, in the order written there. The fields land in `fields` (name,
- * value pairs) ready for XADD; decode takes the fields of one entry. */
+/* Redis Streams (ours; docs/bindings.md, binding version 1): a version
+ * field, one field per attribute, the extension types, and a `data` field,
+ * in the order written there. The fields land in `fields` (name, value
+ * pairs, pointing into the event) ready for XADD; decode takes the fields
+ * of one entry. Extension types always travel (flags is ignored). decode
+ * also reads Dapr pubsub.redis entries (one `data` field holding a
+ * JSON-format event); an unknown version is OFE_EUNSUPP. */
 int ofe_ce_redis_encode(const struct ofe_ce *ev, unsigned flags, struct ofe_hdrs *fields,
                         char *errstr, size_t errstr_size);
 int ofe_ce_redis_decode(const struct ofe_hdrs *fields, unsigned flags, struct ofe_ce **out,

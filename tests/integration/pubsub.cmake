@@ -1,0 +1,25 @@
+# The pub/sub conformance suite (tests/integration/pubsub_conformance.c): one
+# binary and one ctest per backend, each linking the suite with that
+# backend's fixture (pubsub_fixture_<backend>.c, see pubsub_fixture.h). A
+# backend adds itself with one line at the end of this file:
+#
+#     ofe_pubsub_conformance(<backend>)
+#
+# Exit status 77 (server not installed) shows as "skipped" in ctest.
+function(ofe_pubsub_conformance backend)
+  cmake_parse_arguments(P "" "TIMEOUT" "LABELS" ${ARGN})
+  if(NOT OFE_TESTS)
+    return()
+  endif()
+  if(NOT P_TIMEOUT)
+    set(P_TIMEOUT 300)
+  endif()
+  set(name pubsub_conformance_${backend})
+  ofe_test_program(${name} integration/pubsub_conformance.c
+                   integration/pubsub_fixture_${backend}.c)
+  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+  ofe_script_test(${name} COMMAND ${name} LABELS "integration;pubsub;${P_LABELS}")
+  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT ${P_TIMEOUT})
+endfunction()
+
+ofe_pubsub_conformance(redis)
