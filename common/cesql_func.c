@@ -543,6 +543,12 @@ int ofe_cesql_engine_register(struct ofe_cesql_engine *eng, const struct ofe_ces
                            "function name '%s': letters and '_' only, starting with a letter",
                            name);
     }
+    static const char *const keywords[] = {"AND", "OR",     "XOR",  "NOT",  "LIKE",
+                                           "IN",  "EXISTS", "TRUE", "FALSE"};
+    for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
+        if (strlen(keywords[i]) == len && strncasecmp(keywords[i], name, len) == 0)
+            return ofe_err(errstr, errstr_size, OFE_EINVAL, "function name '%s' is a CESQL keyword",
+                           name);
     if (!def->fn)
         return ofe_err(errstr, errstr_size, OFE_EINVAL, "function %s: no implementation", name);
     if (def->nparams > OFE_CESQL_MAX_PARAMS)

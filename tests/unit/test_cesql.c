@@ -813,6 +813,8 @@ static void test_custom_functions(void **state)
     reg(eng, &bad, OFE_EINVAL);
     bad.name = "_x";
     reg(eng, &bad, OFE_EINVAL);
+    bad.name = "Exists";
+    reg(eng, &bad, OFE_EINVAL);
     bad.name = "NOFN";
     bad.fn = NULL;
     reg(eng, &bad, OFE_EINVAL);
