@@ -281,8 +281,8 @@ static void check_log_level(struct pctx *p, const struct ofe_config_node *n, con
     enum ofe_log_level l;
     if (level && ofe_log_parse_level(level, &l) != 0)
         ERR(p, n, "logLevel",
-            "unknown log level '%s' (expected error, warn, info, debug, or OpenFunction's "
-            "\"0\" to \"3\")",
+            "unknown log level '%s' (expected error, warn, info, debug, or one of "
+            "OpenFunction's digits \"0\" to \"9\", larger is more verbose)",
             level);
 }
 
@@ -1477,7 +1477,7 @@ static void bus_spec_check(struct pctx *p, void *obj)
     for (int i = 0; i < 6; i++) {
         if (!blocks[i]->present)
             continue;
-        if (n == 1)
+        if (n >= 1)
             cfg__diag(p, OFE_CONFIG_ERROR, &blocks[i]->pos, s->node.path, backend_keys[i],
                       "only one backend block is allowed: %s is already given (line %d)",
                       backend_keys[first], blocks[first]->pos.line);
@@ -2221,26 +2221,32 @@ static void check_webhooks(struct pctx *p, struct ofe_config_eventsource *es)
         struct ofe_config_webhook_source *w = &es->spec.webhook.v[i];
         if (!w->port || !w->endpoint)
             continue;
-        /* Earlier webhooks: of loaded EventSources, then of this one. */
-        for (size_t d = 0; d <= cfg->neventsources; d++) {
+        /* Earlier webhooks: of loaded EventSources, then of this one. The
+         * first conflict is reported. */
+        bool reported = false;
+        for (size_t d = 0; d <= cfg->neventsources && !reported; d++) {
             struct ofe_config_eventsource *o = d < cfg->neventsources ? cfg->eventsources[d] : es;
             size_t lim = o == es ? i : o->spec.webhook.n;
-            for (size_t j = 0; j < lim; j++) {
+            for (size_t j = 0; j < lim && !reported; j++) {
                 struct ofe_config_webhook_source *x = &o->spec.webhook.v[j];
                 if (x->port != w->port || !x->endpoint)
                     continue;
                 struct ofe_config_pos pos = at(&w->node, "port");
-                if (x->address && w->address && strcmp(x->address, w->address))
+                if (x->address && w->address && strcmp(x->address, w->address)) {
                     cfg__diag(p, OFE_CONFIG_ERROR, &pos, w->node.path, "port",
                               "port %lld is already used with address %s by %s/%s %s (%s:%d)",
                               (long long)w->port, x->address, o->doc.namespace, o->doc.name,
                               x->node.path, x->node.pos.file, x->node.pos.line);
-                else if (!strcmp(x->endpoint, w->endpoint) && x->method == w->method)
+                    reported = true;
+                } else if (!strcmp(x->endpoint, w->endpoint) && x->method == w->method) {
+                    pos = at(&w->node, "endpoint");
                     cfg__diag(p, OFE_CONFIG_ERROR, &pos, w->node.path, "endpoint",
                               "%s %s on port %lld is already served by %s/%s %s (%s:%d)",
                               ofe_config_http_method_names[w->method], w->endpoint,
                               (long long)w->port, o->doc.namespace, o->doc.name, x->node.path,
                               x->node.pos.file, x->node.pos.line);
+                    reported = true;
+                }
             }
         }
     }
