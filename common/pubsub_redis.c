@@ -527,10 +527,9 @@ static void expire(struct rctx *x, uint64_t now)
 {
     pthread_mutex_lock(&x->lock);
     struct req *l = expire_waiting_locked(x, now);
-    bool up = x->up;
+    int code = x->up ? OFE_ETIMEDOUT : x->down_code ? x->down_code : OFE_ECONN;
     pthread_mutex_unlock(&x->lock);
-    fail_list(x, l, up ? OFE_ETIMEDOUT : OFE_ECONN,
-              "%s: publish to stream \"%s\" not confirmed within %u ms (%s)");
+    fail_list(x, l, code, "%s: publish to stream \"%s\" not confirmed within %u ms (%s)");
     /* Written but unanswered publishes past their deadline complete now;
      * their reply is ignored when it comes. */
     for (struct req *q = x->sent_head; q; q = q->next) {
@@ -1461,7 +1460,7 @@ static int read_new(struct rsub *s, unsigned cap, uint32_t block_ms, char *why, 
                     bool *nogroup)
 {
     size_t argc = 0;
-    const char **argv = malloc((8 + 2 * s->ntopics) * sizeof(*argv));
+    const char **argv = malloc((9 + 2 * s->ntopics) * sizeof(*argv));
     if (!argv)
         return 0;
     unsigned per = cap > s->x->cf.queue_depth ? s->x->cf.queue_depth : cap;

@@ -23,3 +23,8 @@ function(ofe_pubsub_conformance backend)
 endfunction()
 
 ofe_pubsub_conformance(redis)
+
+# The redis backend beyond the suite: option and authentication errors,
+# trimming, start positions, redisDB, consumerID, foreign entries.
+ofe_unit_test(test_pubsub_redis integration/pubsub_redis_test.c LABELS integration pubsub)
+ofe_pubsub_conformance(mqtt)
