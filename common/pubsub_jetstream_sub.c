@@ -1,0 +1,529 @@
+/* The jetstream backend: consumer groups as durable pull consumers.
+ *
+ * A subscription of group G to topics T1..Tn has one durable pull consumer
+ * per topic (nats-server 2.9 filters one subject per consumer), named from
+ * (durableName, G, Ti) and shared by every member of G, with explicit acks,
+ * AckWait / MaxDeliver / BackOff / MaxAckPending from the options. One
+ * thread per consumer fetches in batches no larger than the room left
+ * under max_inflight (a reservation shared by the threads of one
+ * subscription keeps the sum bounded), decodes and delivers.
+ *
+ * ack = natsMsg_Ack (asynchronous: a lost ack means one more delivery,
+ * never a lost event); nack = natsMsg_NakWithDelay (the server owns the
+ * redelivery); a message left by a member that stops is given back with a
+ * Nak so another member gets it at once; one held by a member that dies is
+ * redelivered by the server after AckWait. The redelivery count comes from
+ * the message's JetStream metadata (NumDelivered - 1). */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ofe/config.h"
+#include "ofe/err.h"
+#include "ofe/log.h"
+#include "pubsub_jetstream_int.h"
+
+#define FETCH_MAX        256 /* messages per pull request at most */
+#define FETCH_TIMEOUT_MS 500 /* also bounds how long stop waits */
+
+struct jsub;
+
+/* One consumer: one (group, topic). */
+struct jcons {
+    struct jsub *s;
+    const char *topic; /* the subscription's copy */
+    char durable[OFE_JS_NAME_MAX + 1];
+    char filter[1024];
+    natsSubscription *nsub; /* bound pull subscription, NULL until made */
+    pthread_t thr;
+    bool started;
+    unsigned attempt;
+    char err[300];
+    struct ofe_gauge *g_pending;
+};
+
+/* Per-message data (ofe_msg.priv): the NATS message until ack/nack, and
+ * the list of messages still held, freed at release when the consumer
+ * never resolved them (bus closed under it). */
+struct jmsg {
+    natsMsg *nm;
+    struct jmsg *prev, *next;
+};
+
+struct jsub {
+    struct js_bus *b;
+    struct ofe_sub *sub;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop;
+    unsigned reserved; /* fetched or being fetched, not yet delivered */
+    struct jmsg *held; /* delivered, not yet resolved */
+    size_t ncons;
+    struct jcons cons[];
+};
+
+/* FNV-1a, 32 bits. */
+static uint32_t fnv(uint32_t h, const char *s)
+{
+    for (; s && *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static size_t put_sanitized(char *out, size_t at, size_t max, const char *s)
+{
+    for (; s && *s && at < max; s++)
+        out[at++] = (isalnum((unsigned char)*s) || *s == '-' || *s == '_') ? *s : '_';
+    return at;
+}
+
+void js__consumer_name(const char *prefix, const char *group, const char *topic, char *out,
+                       size_t out_size)
+{
+    uint32_t h = 2166136261u;
+    h = fnv(h, prefix);
+    h = fnv(fnv(h, "\x01"), group);
+    h = fnv(fnv(h, "\x01"), topic);
+    size_t max = out_size - 10 < OFE_JS_NAME_MAX - 9 ? out_size - 10 : OFE_JS_NAME_MAX - 9;
+    size_t at = 0;
+    if (prefix && *prefix) {
+        at = put_sanitized(out, at, max, prefix);
+        if (at < max)
+            out[at++] = '_';
+    }
+    at = put_sanitized(out, at, max, group);
+    if (topic && at < max)
+        out[at++] = '_';
+    at = put_sanitized(out, at, max, topic);
+    snprintf(out + at, out_size - at, "_%08" PRIx32, h);
+}
+
+static void sleep_or_stop(struct jsub *s, uint32_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (uint64_t)ms * 1000000u;
+    ts.tv_sec = (time_t)(t / 1000000000u);
+    ts.tv_nsec = (long)(t % 1000000000u);
+    pthread_mutex_lock(&s->lock);
+    while (!s->stop && pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static bool stopping(struct jsub *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool st = s->stop;
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+static bool same_backoff(const jsConsumerConfig *c, const struct js_bus *b)
+{
+    if (c->BackOffLen != b->nbackoff)
+        return false;
+    for (int i = 0; i < b->nbackoff; i++)
+        if (c->BackOff[i] != b->backoff_ns[i])
+            return false;
+    return true;
+}
+
+/* Creates the durable consumer (or brings an existing one's settings in
+ * line) and binds a pull subscription to it. Returns 0 or an error with
+ * errstr. */
+static int make_consumer(struct jcons *c, char *errstr, size_t errstr_size)
+{
+    struct js_bus *b = c->s->b;
+    const struct ofe_sub_opts *o = ofe_sub__opts(c->s->sub);
+    char txt[256];
+    jsErrCode jerr = 0;
+    jsConsumerInfo *ci = NULL;
+    natsStatus s = js_GetConsumerInfo(&ci, b->js, b->stream, c->durable, NULL, &jerr);
+    if (s == NATS_OK) {
+        jsConsumerConfig *cc = ci->Config;
+        if (cc->FilterSubject && strcmp(cc->FilterSubject, c->filter) != 0) {
+            int rc = ofe_err(errstr, errstr_size, OFE_EEXIST,
+                             "consumer %s exists on stream %s with filter %s, not %s", c->durable,
+                             b->stream, cc->FilterSubject, c->filter);
+            jsConsumerInfo_Destroy(ci);
+            return rc;
+        }
+        bool change = (b->ack_wait_ms > 0 && cc->AckWait != b->ack_wait_ms * 1000000) ||
+                      (b->max_deliver != 0 && cc->MaxDeliver != b->max_deliver) ||
+                      (b->max_ack_pending != 0 && cc->MaxAckPending != b->max_ack_pending) ||
+                      (b->nbackoff && !same_backoff(cc, b));
+        if (change) {
+            jsConsumerConfig u = *cc;
+            if (b->ack_wait_ms > 0)
+                u.AckWait = b->ack_wait_ms * 1000000;
+            if (b->max_deliver != 0)
+                u.MaxDeliver = b->max_deliver;
+            if (b->max_ack_pending != 0)
+                u.MaxAckPending = b->max_ack_pending;
+            if (b->nbackoff) {
+                u.BackOff = b->backoff_ns;
+                u.BackOffLen = b->nbackoff;
+            }
+            jsConsumerInfo *nci = NULL;
+            s = js_UpdateConsumer(&nci, b->js, b->stream, &u, NULL, &jerr);
+            if (s != NATS_OK)
+                OFE_WARN(b->comp, "jetstream",
+                         "consumer %s: keeping its settings, the update failed: %s", c->durable,
+                         js__errtext(s, txt, sizeof(txt)));
+            else
+                OFE_INFO(b->comp, "jetstream",
+                         "consumer %s: updated ackWait/maxDeliver/backOff/maxAckPending",
+                         c->durable);
+            jsConsumerInfo_Destroy(nci);
+        }
+        jsConsumerInfo_Destroy(ci);
+        ci = NULL;
+    } else if (jerr == JSConsumerNotFoundErr) {
+        jsConsumerConfig cc;
+        jsConsumerConfig_Init(&cc);
+        char descr[400];
+        snprintf(descr, sizeof(descr), "ofevents group %s, topic %s", o->group, c->topic);
+        cc.Durable = c->durable;
+        cc.Description = descr;
+        cc.AckPolicy = js_AckExplicit;
+        cc.ReplayPolicy = js_ReplayInstant;
+        cc.FilterSubject = c->filter;
+        int policy = b->deliver_policy;
+        if (o->start == OFE_START_OLDEST)
+            policy = OFE_CONFIG_DELIVER_ALL;
+        else if (o->start == OFE_START_NEWEST)
+            policy = OFE_CONFIG_DELIVER_NEW;
+        switch (policy) {
+        case OFE_CONFIG_DELIVER_LAST:
+            cc.DeliverPolicy = js_DeliverLast;
+            break;
+        case OFE_CONFIG_DELIVER_NEW:
+            cc.DeliverPolicy = js_DeliverNew;
+            break;
+        case OFE_CONFIG_DELIVER_SEQUENCE:
+            cc.DeliverPolicy = js_DeliverByStartSequence;
+            cc.OptStartSeq = (uint64_t)b->start_sequence;
+            break;
+        case OFE_CONFIG_DELIVER_TIME: {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            int64_t t = b->start_time_s > 0 ? b->start_time_s * 1000000000
+                                            : (int64_t)now.tv_sec * 1000000000 + now.tv_nsec -
+                                                  b->start_time_delta_ms * 1000000;
+            cc.DeliverPolicy = js_DeliverByStartTime;
+            cc.OptStartTime = t;
+            break;
+        }
+        default:
+            cc.DeliverPolicy = js_DeliverAll;
+        }
+        if (b->ack_wait_ms > 0)
+            cc.AckWait = b->ack_wait_ms * 1000000;
+        if (b->max_deliver != 0)
+            cc.MaxDeliver = b->max_deliver;
+        if (b->max_ack_pending != 0)
+            cc.MaxAckPending = b->max_ack_pending;
+        if (b->nbackoff) {
+            cc.BackOff = b->backoff_ns;
+            cc.BackOffLen = b->nbackoff;
+        }
+        s = js_AddConsumer(&ci, b->js, b->stream, &cc, NULL, &jerr);
+        jsConsumerInfo_Destroy(ci);
+        ci = NULL;
+        if (s != NATS_OK)
+            return ofe_err(errstr, errstr_size, OFE_EREMOTE,
+                           "cannot create consumer %s on stream %s: %s", c->durable, b->stream,
+                           js__errtext(s, txt, sizeof(txt)));
+        OFE_INFO(b->comp, "jetstream", "created consumer %s (group %s, subject %s)", c->durable,
+                 o->group, c->filter);
+    } else {
+        return ofe_err(errstr, errstr_size, OFE_EREMOTE, "cannot look up consumer %s: %s",
+                       c->durable, js__errtext(s, txt, sizeof(txt)));
+    }
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = b->stream;
+    so.Consumer = c->durable;
+    so.ManualAck = true;
+    natsSubscription *nsub = NULL;
+    s = js_PullSubscribe(&nsub, b->js, c->filter, c->durable, NULL, &so, &jerr);
+    if (s != NATS_OK)
+        return ofe_err(errstr, errstr_size, OFE_EREMOTE, "cannot bind to consumer %s: %s",
+                       c->durable, js__errtext(s, txt, sizeof(txt)));
+    /* the messages of one fetch are all the subscription queues */
+    natsSubscription_SetPendingLimits(nsub, -1, -1);
+    c->nsub = nsub;
+    return 0;
+}
+
+/* Takes room for up to FETCH_MAX messages under max_inflight. Returns the
+ * count reserved (0: none now). */
+static unsigned reserve(struct jsub *s)
+{
+    unsigned cap = ofe_sub__capacity(s->sub);
+    pthread_mutex_lock(&s->lock);
+    unsigned k = cap > s->reserved ? cap - s->reserved : 0;
+    if (k > FETCH_MAX)
+        k = FETCH_MAX;
+    s->reserved += k;
+    pthread_mutex_unlock(&s->lock);
+    return k;
+}
+
+static void unreserve(struct jsub *s, unsigned k)
+{
+    pthread_mutex_lock(&s->lock);
+    s->reserved -= k;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Turns one fetched NATS message into an ofe_msg and delivers it. */
+static void deliver(struct jcons *c, natsMsg *nm)
+{
+    struct jsub *s = c->s;
+    struct ofe_msg *m = ofe_msg__new(s->sub, c->topic, sizeof(struct jmsg));
+    if (!m) {
+        natsMsg_Nak(nm, NULL);
+        natsMsg_Destroy(nm);
+        return;
+    }
+    struct jmsg *jm = (struct jmsg *)m->priv;
+    jm->nm = nm;
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, nm) == NATS_OK) {
+        m->redeliveries = meta->NumDelivered > 1 ? (uint32_t)(meta->NumDelivered - 1) : 0;
+        ofe_gauge_set(c->g_pending, (double)meta->NumPending);
+        jsMsgMetaData_Destroy(meta);
+    }
+    struct ofe_hdrs h;
+    ofe_hdrs_init(&h);
+    const char **keys = NULL;
+    int nkeys = 0;
+    if (natsMsgHeader_Keys(nm, &keys, &nkeys) == NATS_OK) {
+        for (int i = 0; i < nkeys; i++) {
+            const char *v = NULL;
+            if (natsMsgHeader_Get(nm, keys[i], &v) == NATS_OK && v)
+                ofe_hdrs_add_ref(&h, keys[i], strlen(keys[i]), v, strlen(v));
+        }
+        free((void *)keys);
+    }
+    char why[512];
+    const char *data = natsMsg_GetData(nm);
+    int len = natsMsg_GetDataLength(nm);
+    struct ofe_ce *ev = NULL;
+    if (ofe_ce_nats_decode(&h, data, (size_t)(len > 0 ? len : 0), OFE_CE_BIND_TYPEHINTS, &ev, why,
+                           sizeof(why)) == 0)
+        m->ev = ev;
+    else
+        ofe_msg__set_invalid(m, data, (size_t)(len > 0 ? len : 0), why);
+    ofe_hdrs_fini(&h);
+    pthread_mutex_lock(&s->lock);
+    jm->next = s->held;
+    if (s->held)
+        s->held->prev = jm;
+    s->held = jm;
+    pthread_mutex_unlock(&s->lock);
+    ofe_sub__deliver(s->sub, m);
+}
+
+static void *cons_run(void *arg)
+{
+    struct jcons *c = arg;
+    struct jsub *s = c->s;
+    struct js_bus *b = s->b;
+    char err[512];
+    while (!stopping(s)) {
+        if (!c->nsub) {
+            if (!js__usable(b)) {
+                sleep_or_stop(s, 100);
+                continue;
+            }
+            if (make_consumer(c, err, sizeof(err)) != 0) {
+                if (strcmp(c->err, err) != 0)
+                    OFE_WARN(b->comp, "jetstream", "%s", err);
+                js__copy(c->err, sizeof(c->err), err);
+                sleep_or_stop(s, ofe_pubsub__backoff_ms(c->attempt++, 100, 5000) + 50);
+                continue;
+            }
+            c->err[0] = '\0';
+            c->attempt = 0;
+        }
+        unsigned k = reserve(s);
+        if (!k) {
+            ofe_sub__wait_capacity(s->sub, FETCH_TIMEOUT_MS);
+            continue;
+        }
+        natsMsgList list = {NULL, 0};
+        jsErrCode jerr = 0;
+        natsStatus st = natsSubscription_Fetch(&list, c->nsub, (int)k, FETCH_TIMEOUT_MS, &jerr);
+        if (st == NATS_OK) {
+            for (int i = 0; i < list.Count; i++) {
+                natsMsg *nm = list.Msgs[i];
+                list.Msgs[i] = NULL;
+                deliver(c, nm);
+            }
+            natsMsgList_Destroy(&list);
+            unreserve(s, k);
+            c->attempt = 0;
+            continue;
+        }
+        unreserve(s, k);
+        if (st == NATS_TIMEOUT)
+            continue;
+        /* disconnected, JetStream restarting, consumer deleted: back off;
+         * a consumer that is gone is made again */
+        js__errtext(st, err, sizeof(err));
+        if (st != NATS_CONNECTION_DISCONNECTED && st != NATS_CONNECTION_CLOSED &&
+            st != NATS_NO_RESPONDERS) {
+            OFE_WARN(b->comp, "jetstream", "fetch from consumer %s: %s", c->durable, err);
+            natsSubscription_Unsubscribe(c->nsub);
+            natsSubscription_Destroy(c->nsub);
+            c->nsub = NULL;
+        }
+        sleep_or_stop(s, ofe_pubsub__backoff_ms(c->attempt++, 50, 2000) + 20);
+    }
+    return NULL;
+}
+
+int js__subscribe(void *ctx, struct ofe_sub *sub, void **sctx, char *errstr, size_t errstr_size)
+{
+    struct js_bus *b = ctx;
+    const struct ofe_sub_opts *o = ofe_sub__opts(sub);
+    struct jsub *s = calloc(1, sizeof(*s) + o->ntopics * sizeof(struct jcons));
+    if (!s)
+        return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
+    s->b = b;
+    s->sub = sub;
+    s->ncons = o->ntopics;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = 0;
+    for (size_t i = 0; i < s->ncons && !rc; i++) {
+        struct jcons *c = &s->cons[i];
+        c->s = s;
+        c->topic = o->topics[i];
+        rc = js__subject(b, c->topic, c->filter, sizeof(c->filter), errstr, errstr_size);
+        for (size_t j = 0; j < i && !rc; j++)
+            if (!strcmp(s->cons[j].topic, c->topic))
+                rc = ofe_err(errstr, errstr_size, OFE_EINVAL, "subscribe: topic \"%s\" given twice",
+                             c->topic);
+        js__consumer_name(b->durable_prefix, o->group, c->topic, c->durable, sizeof(c->durable));
+        const char *lb[] = {"backend", "jetstream", "group", o->group, "topic", c->topic, NULL};
+        c->g_pending =
+            ofe_metrics_gauge(ofe_bus__metrics(b->bus), "ofe_bus_consumer_pending",
+                              "Messages in the stream not yet delivered to the group", lb);
+    }
+    for (size_t i = 0; i < s->ncons && !rc; i++) {
+        if (pthread_create(&s->cons[i].thr, NULL, cons_run, &s->cons[i]) != 0)
+            rc = ofe_err(errstr, errstr_size, OFE_ENOMEM, "jetstream: cannot start a thread");
+        else
+            s->cons[i].started = true;
+    }
+    if (rc) {
+        js__stop(b, s);
+        js__release(b, s);
+        return rc;
+    }
+    *sctx = s;
+    return 0;
+}
+
+void js__stop(void *ctx, void *sctx)
+{
+    struct jsub *s = sctx;
+    pthread_mutex_lock(&s->lock);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < s->ncons; i++)
+        if (s->cons[i].started) {
+            pthread_join(s->cons[i].thr, NULL);
+            s->cons[i].started = false;
+        }
+}
+
+void js__release(void *ctx, void *sctx)
+{
+    struct jsub *s = sctx;
+    /* Messages nobody will resolve any more (the bus closed under them):
+     * the server redelivers them after AckWait. */
+    struct jmsg *jm = s->held;
+    while (jm) {
+        struct jmsg *n = jm->next;
+        natsMsg_Destroy(jm->nm);
+        jm->nm = NULL;
+        jm = n;
+    }
+    s->held = NULL;
+    for (size_t i = 0; i < s->ncons; i++)
+        if (s->cons[i].nsub) {
+            /* bound to a consumer we made ourselves: unsubscribing keeps it */
+            natsSubscription_Unsubscribe(s->cons[i].nsub);
+            natsSubscription_Destroy(s->cons[i].nsub);
+        }
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}
+
+/* Takes m's NATS message out of the held list. */
+static natsMsg *take(struct jsub *s, struct ofe_msg *m)
+{
+    struct jmsg *jm = (struct jmsg *)m->priv;
+    pthread_mutex_lock(&s->lock);
+    natsMsg *nm = jm->nm;
+    if (nm) {
+        if (jm->prev)
+            jm->prev->next = jm->next;
+        else
+            s->held = jm->next;
+        if (jm->next)
+            jm->next->prev = jm->prev;
+        jm->nm = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return nm;
+}
+
+void js__ack(void *ctx, void *sctx, struct ofe_msg *m)
+{
+    natsMsg *nm = take(sctx, m);
+    if (!nm)
+        return;
+    natsStatus st = natsMsg_Ack(nm, NULL);
+    if (st != NATS_OK) {
+        struct jsub *s = sctx;
+        char txt[256];
+        OFE_DEBUG(s->b->comp, "jetstream", "ack lost (%s): the event comes again after AckWait",
+                  js__errtext(st, txt, sizeof(txt)));
+    }
+    natsMsg_Destroy(nm);
+}
+
+void js__nack(void *ctx, void *sctx, struct ofe_msg *m, uint32_t delay_ms)
+{
+    natsMsg *nm = take(sctx, m);
+    if (!nm)
+        return;
+    if (delay_ms)
+        natsMsg_NakWithDelay(nm, (int64_t)delay_ms, NULL);
+    else
+        natsMsg_Nak(nm, NULL);
+    natsMsg_Destroy(nm);
+}
+
+void js__abandon(void *ctx, void *sctx, struct ofe_msg *m)
+{
+    /* give it back now: another member need not wait for AckWait */
+    js__nack(ctx, sctx, m, 0);
+}
