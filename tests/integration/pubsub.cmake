@@ -28,3 +28,4 @@ ofe_pubsub_conformance(redis)
 # trimming, start positions, redisDB, consumerID, foreign entries.
 ofe_unit_test(test_pubsub_redis integration/pubsub_redis_test.c LABELS integration pubsub)
 ofe_pubsub_conformance(mqtt)
+ofe_pubsub_conformance(jetstream)
