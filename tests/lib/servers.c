@@ -256,9 +256,11 @@ static int build_argv(struct tu_server *s, const char **av, char bufs[][4200],
         ARG("always");
         break;
     case TU_KAFKA:
+        /* The mock cluster picks its own broker ports: it writes its
+         * bootstrap servers to a file that kafka_wait_bootstrap reads. */
         ARGF("%s/tests/ofe-kafka-mock", tu_build_dir());
-        ARG("--port");
-        ARGF("%d", s->port);
+        ARG("--bootstrap-file");
+        ARGF("%s/bootstrap", s->dir);
         break;
     }
     for (size_t i = 0; extra && extra[i]; i++)
@@ -273,6 +275,33 @@ static const char *kind_name(enum tu_server_kind k)
 {
     static const char *const names[] = {"redis", "nats", "mosquitto", "eventbus", "kafka"};
     return names[k];
+}
+
+/* TU_KAFKA: waits for the bootstrap file of ofe-kafka-mock, sets url to
+ * its bootstrap servers and addr/port to the first broker, and waits until
+ * that broker accepts. Returns 0 or -1 after timeout_ms. */
+static int kafka_wait_bootstrap(struct tu_server *s, int timeout_ms)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/bootstrap", s->dir);
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        char *text = tu_read_file(path, NULL);
+        if (text) {
+            text[strcspn(text, "\r\n")] = '\0';
+            snprintf(s->url, sizeof(s->url), "%s", text);
+            size_t first = strcspn(text, ",");
+            text[first] = '\0';
+            snprintf(s->addr, sizeof(s->addr), "%s", text);
+            const char *colon = strrchr(text, ':');
+            s->port = colon ? atoi(colon + 1) : 0;
+            free(text);
+            return s->port > 0 ? tu_wait_port(s->port, timeout_ms - waited) : -1;
+        }
+        if (!tu_proc_alive(s->proc))
+            return -1;
+        msleep(20);
+    }
+    return -1;
 }
 
 struct tu_server *tu_server_start(enum tu_server_kind kind, const char *const *extra)
@@ -305,7 +334,8 @@ struct tu_server *tu_server_start(enum tu_server_kind kind, const char *const *e
     char log[4200];
     snprintf(log, sizeof(log), "%s/server.log", s->dir);
     s->proc = tu_proc_start(av, log);
-    if (!s->proc || tu_wait_port(s->port, 10000) != 0) {
+    if (!s->proc || (kind == TU_KAFKA ? kafka_wait_bootstrap(s, 10000)
+                                      : tu_wait_port(s->port, 10000)) != 0) {
         fprintf(stderr, "cannot start %s on port %d (see %s)\n", av[0], s->port, log);
         char *text = tu_read_file(log, NULL);
         if (text) {
@@ -330,6 +360,16 @@ void tu_server_kill(struct tu_server *s)
 
 int tu_server_restart(struct tu_server *s)
 {
+    if (s->kind == TU_KAFKA) {
+        /* The mock keeps nothing across a restart and comes back on new
+         * ports: a new, empty cluster (url and addr change). */
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/bootstrap", s->dir);
+        unlink(path);
+        if (tu_proc_restart(s->proc) != 0)
+            return -1;
+        return kafka_wait_bootstrap(s, 10000);
+    }
     /* The port may linger in TIME_WAIT; servers set SO_REUSEADDR. */
     for (int attempt = 0; attempt < 5; attempt++) {
         if (tu_proc_restart(s->proc) == 0 && tu_wait_port(s->port, 10000) == 0)
