@@ -51,22 +51,22 @@ struct ofe_ce_attr {
     const char *value; /* canonical string form, NUL-terminated; NULL when unset */
     uint32_t value_len;
     uint8_t name_len;
-    uint8_t type;  /* enum ofe_ce_type; OFE_CE_T_NONE when unset */
-    int32_t ival;  /* Integer value, or Boolean as 0/1; 0 for other types */
+    uint8_t type; /* enum ofe_ce_type; OFE_CE_T_NONE when unset */
+    int32_t ival; /* Integer value, or Boolean as 0/1; 0 for other types */
 };
 
 /* The event. Fields are readable by anyone holding a reference; change them
  * only through the functions below. */
 struct ofe_ce {
-    int refcnt;                      /* atomic */
+    int refcnt;                            /* atomic */
     struct ofe_ce_attr spec[OFE_CE_NSPEC]; /* fixed slots, .value NULL when unset */
-    struct ofe_ce_attr *ext;         /* extensions, next of them */
+    struct ofe_ce_attr *ext;               /* extensions, next of them */
     uint32_t next, ext_cap;
-    unsigned char *data;             /* owned; NULL with data_len 0 when no data */
+    unsigned char *data; /* owned; NULL with data_len 0 when no data */
     size_t data_len;
-    bool has_data;                   /* distinguishes "no data" from empty data */
-    bool data_is_json;               /* data holds a JSON text (from a JSON `data` member) */
-    void *arena;                     /* private string storage */
+    bool has_data;     /* distinguishes "no data" from empty data */
+    bool data_is_json; /* data holds a JSON text (from a JSON `data` member) */
+    void *arena;       /* private string storage */
 };
 
 /* Creates an empty event (refcount 1, no attributes, no data).
@@ -146,7 +146,7 @@ bool ofe_ce_media_is_json(const char *content_type, size_t len);
 
 /* ---- JSON event format (application/cloudevents+json) ----------------- */
 
-#define OFE_CE_JSON_MEDIA "application/cloudevents+json"
+#define OFE_CE_JSON_MEDIA  "application/cloudevents+json"
 #define OFE_CE_BATCH_MEDIA "application/cloudevents-batch+json"
 
 /* Appends the JSON form of one event to out. Data goes to `data` as JSON
@@ -167,15 +167,15 @@ struct ofe_ce_list {
     struct ofe_ce **v;
     size_t n, cap;
 };
-void ofe_ce_list_fini(struct ofe_ce_list *l); /* unrefs every event */
+void ofe_ce_list_fini(struct ofe_ce_list *l);                   /* unrefs every event */
 int ofe_ce_list_push(struct ofe_ce_list *l, struct ofe_ce *ev); /* takes the reference */
 
-int ofe_ce_json_encode_batch(struct ofe_ce *const *evs, size_t n, struct ofe_buf *out,
-                             char *errstr, size_t errstr_size);
+int ofe_ce_json_encode_batch(struct ofe_ce *const *evs, size_t n, struct ofe_buf *out, char *errstr,
+                             size_t errstr_size);
 /* Decodes a JSON array of events; on error nothing is appended to out and
  * errstr names the index of the bad event ("event [3]: ..."). */
-int ofe_ce_json_decode_batch(const void *json, size_t len, struct ofe_ce_list *out,
-                             char *errstr, size_t errstr_size);
+int ofe_ce_json_decode_batch(const void *json, size_t len, struct ofe_ce_list *out, char *errstr,
+                             size_t errstr_size);
 /* Like ofe_ce_json_decode_batch, but a bad event does not stop the batch:
  * each one is reported through bad(arg, index, error code, message) and
  * skipped, and the good ones are appended to out. Returns 0 when every
@@ -227,7 +227,7 @@ enum ofe_ce_mode { OFE_CE_BINARY = 0, OFE_CE_STRUCTURED, OFE_CE_BATCH };
  * ofevents processes keep their extension types. Other receivers see an
  * ordinary extra header. Without it, binary-mode extensions decode as
  * String (the spec's rule). */
-#define OFE_CE_BIND_TYPEHINTS 0x1u
+#define OFE_CE_BIND_TYPEHINTS   0x1u
 #define OFE_CE_TYPEHINTS_HEADER "ofe-cetypes"
 
 /* Percent-encoding of header values as the HTTP binding specifies (space,
@@ -260,8 +260,7 @@ enum ofe_ce_mode ofe_ce_http_mode(const char *content_type, size_t len);
  * events appended to out. Returns 0, OFE_EPARSE or OFE_EINVAL with a reason
  * fit for a 400 reply; out is unchanged on error. */
 int ofe_ce_http_decode(const struct ofe_hdrs *hdrs, const void *body, size_t body_len,
-                       unsigned flags, struct ofe_ce_list *out, char *errstr,
-                       size_t errstr_size);
+                       unsigned flags, struct ofe_ce_list *out, char *errstr, size_t errstr_size);
 
 /* Kafka: `ce_<name>` headers (UTF-8, not percent-encoded), `content-type`
  * = datacontenttype, value = data (NULL, a tombstone, when the event has no
@@ -277,8 +276,8 @@ int ofe_ce_kafka_encode(const struct ofe_ce *ev, enum ofe_ce_mode mode, unsigned
                         size_t *value_len, const void **key, size_t *key_len, char *errstr,
                         size_t errstr_size);
 int ofe_ce_kafka_decode(const struct ofe_hdrs *hdrs, const void *key, size_t key_len,
-                        const void *value, size_t value_len, unsigned flags,
-                        struct ofe_ce **out, char *errstr, size_t errstr_size);
+                        const void *value, size_t value_len, unsigned flags, struct ofe_ce **out,
+                        char *errstr, size_t errstr_size);
 
 /* MQTT 5 binary: *content_type = datacontenttype (or NULL; a pointer into
  * the event or a static string), one user property per other attribute
@@ -294,8 +293,8 @@ int ofe_ce_mqtt_encode(const struct ofe_ce *ev, enum ofe_ce_mode mode, unsigned 
                        struct ofe_buf *payload_buf, const void **payload, size_t *payload_len,
                        char *errstr, size_t errstr_size);
 int ofe_ce_mqtt_decode(const struct ofe_hdrs *user_props, const char *content_type,
-                       const void *payload, size_t payload_len, unsigned flags,
-                       struct ofe_ce **out, char *errstr, size_t errstr_size);
+                       const void *payload, size_t payload_len, unsigned flags, struct ofe_ce **out,
+                       char *errstr, size_t errstr_size);
 
 /* NATS (binary, headers): `ce-<name>` for every attribute including
  * ce-datacontenttype, percent-encoded as in HTTP, plus Content-Type;
