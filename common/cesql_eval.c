@@ -823,6 +823,7 @@ bool ofe_cesql_match(const struct ofe_cesql *expr, const struct ofe_ce *ev, enum
     struct ofe_cesql_ctx ctx;
     ofe_cesql_ctx_init(&ctx);
     bool m = ofe_cesql_match_ctx(expr, ev, &ctx, err);
-    ofe_cesql_ctx_fini(&ctx);
+    if (ctx.chunks || ctx.spare) /* only long built strings reach the heap */
+        ofe_cesql_ctx_fini(&ctx);
     return m;
 }
