@@ -393,6 +393,14 @@ static int ensure_stream(struct js_bus *b, char *errstr, size_t errstr_size)
     return 0;
 }
 
+void js__stream_suspect(struct js_bus *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->stream_check = true;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+}
+
 bool js__usable(struct js_bus *b)
 {
     pthread_mutex_lock(&b->lock);

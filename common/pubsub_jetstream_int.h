@@ -93,6 +93,9 @@ int js__subject(const struct js_bus *b, const char *topic, char *out, size_t out
                 size_t errstr_size);
 /* The text of the last cnats error of this thread (or of status s). */
 const char *js__errtext(natsStatus s, char *buf, size_t size);
+/* Asks the management thread to look at the stream again (a 503 suggests
+ * it is gone). */
+void js__stream_suspect(struct js_bus *b);
 /* Ready to talk to JetStream: connected and the stream ensured. */
 bool js__usable(struct js_bus *b);
 

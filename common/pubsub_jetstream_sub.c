@@ -376,12 +376,16 @@ static void *cons_run(void *arg)
         unreserve(s, k);
         if (st == NATS_TIMEOUT)
             continue;
-        /* disconnected, JetStream restarting, consumer deleted: back off;
-         * a consumer that is gone is made again */
+        /* Disconnected: cnats reconnects, the binding stays. Anything else
+         * (no responders: JetStream restarting, or the consumer or stream
+         * deleted; a consumer error): bind again, making the consumer (and
+         * the management thread the stream) again when they are gone. */
         js__errtext(st, err, sizeof(err));
-        if (st != NATS_CONNECTION_DISCONNECTED && st != NATS_CONNECTION_CLOSED &&
-            st != NATS_NO_RESPONDERS) {
-            OFE_WARN(b->comp, "jetstream", "fetch from consumer %s: %s", c->durable, err);
+        if (st != NATS_CONNECTION_DISCONNECTED && st != NATS_CONNECTION_CLOSED) {
+            if (st != NATS_NO_RESPONDERS)
+                OFE_WARN(b->comp, "jetstream", "fetch from consumer %s: %s", c->durable, err);
+            else
+                js__stream_suspect(b);
             natsSubscription_Unsubscribe(c->nsub);
             natsSubscription_Destroy(c->nsub);
             c->nsub = NULL;

@@ -996,6 +996,56 @@ static void test_invalid_message(void **state)
     coll_fini(&c);
 }
 
+/* An operator deletes the group's consumer, then the whole stream: the
+ * backend makes them again by itself and events keep flowing (at least
+ * once: a consumer made again starts from the first event kept). */
+static void test_admin_deletes(void **state)
+{
+    const char *topic = "default-src-admin";
+    struct ofe_bus *b = open_bus(g_srv->url, "ADMIN", NULL);
+    assert_true(wait_ready(b, 10000));
+    struct coll c;
+    coll_init(&c, ACT_ACK);
+    struct ofe_sub *s = subscribe(b, "g-admin", topic, &c, 8);
+    char err[512];
+    struct ofe_ce *ev = mkev(1, 8);
+    assert_int_equal(ofe_bus_publish_sync(b, topic, ev, err, sizeof(err)), 0);
+    ofe_ce_unref(ev);
+    assert_int_equal(coll_wait(&c, 1, 10000), 1);
+
+    struct direct d;
+    direct_open(&d, g_srv->url);
+    jsConsumerNamesList *names = NULL;
+    assert_int_equal(js_ConsumerNames(&names, d.js, "ADMIN", NULL, NULL), NATS_OK);
+    assert_int_equal(names->Count, 1);
+    assert_int_equal(js_DeleteConsumer(d.js, "ADMIN", names->List[0], NULL, NULL), NATS_OK);
+    jsConsumerNamesList_Destroy(names);
+    ev = mkev(2, 8);
+    assert_int_equal(ofe_bus_publish_sync(b, topic, ev, err, sizeof(err)), 0);
+    ofe_ce_unref(ev);
+    uint64_t end = now_ms() + 15000;
+    while (!c.count[2] && now_ms() < end)
+        msleep(10);
+    assert_int_equal(c.count[2], 1);
+
+    assert_int_equal(js_DeleteStream(d.js, "ADMIN", NULL, NULL), NATS_OK);
+    direct_close(&d);
+    ev = mkev(3, 8);
+    int rc = ofe_bus_publish_sync(b, topic, ev, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "publish after the stream was deleted: %s\n", err);
+    assert_int_equal(rc, 0);
+    ofe_ce_unref(ev);
+    end = now_ms() + 15000;
+    while (!c.count[3] && now_ms() < end)
+        msleep(10);
+    assert_int_equal(c.count[3], 1);
+    assert_int_equal(stream_msgs(g_srv->url, "ADMIN"), 1);
+    ofe_sub_close(s);
+    ofe_bus_close(b, 1000);
+    coll_fini(&c);
+}
+
 static int group_setup(void **state)
 {
     g_srv = tu_server_start(TU_NATS, NULL);
@@ -1029,6 +1079,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_max_payload),
         cmocka_unit_test(test_invalid_message),
+        cmocka_unit_test(test_admin_deletes),
         cmocka_unit_test(test_server_restart),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
