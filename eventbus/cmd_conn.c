@@ -177,7 +177,7 @@ BUS_CMD_FN(bus_cmd_hello)
     }
     if (!bus_client_authed(c)) {
         resp_add_error(o, "-NOAUTH HELLO must be called with the client already authenticated, "
-                          "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                          "otherwise the HELLO AUTH <user> <pass> option can be used to "
                           "authenticate the client and select the RESP protocol version at the "
                           "same time");
         return;

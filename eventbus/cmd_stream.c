@@ -763,10 +763,9 @@ BUS_CMD_FN(bus_cmd_xread)
             streams_arg = i + 1;
             nstreams = a->argc - streams_arg;
             if (nstreams % 2 != 0) {
-                resp_add_errorf(o,
-                                "Unbalanced %s list of streams: for each stream key an ID or "
-                                "'%c' must be specified.",
-                                xreadgroup ? "XREADGROUP" : "XREAD", xreadgroup ? '>' : '$');
+                /* Redis 7.0 says XREAD and '$' for XREADGROUP too. */
+                resp_add_error(o, "Unbalanced XREAD list of streams: for each stream key an ID "
+                                  "or '$' must be specified.");
                 return;
             }
             nstreams /= 2;
@@ -1184,7 +1183,8 @@ BUS_CMD_FN(bus_cmd_xclaim)
                 cs = consumer_lookup_or_create(s, g, a->argv[3], a->argl[3], (uint64_t)now, NULL);
             if (!cs)
                 break;
-            uint64_t cnt = nk ? nk->delivery_count : 0;
+            /* A NACK created by FORCE starts at 1, as Redis's does. */
+            uint64_t cnt = nk ? nk->delivery_count : 1;
             if (retrycount >= 0)
                 cnt = (uint64_t)retrycount;
             else if (!justid)
@@ -1432,6 +1432,21 @@ BUS_CMD_FN(bus_cmd_xgroup_create)
 BUS_CMD_FN(bus_cmd_xgroup_setid)
 {
     struct ofe_buf *o = bus_client_out(c);
+    long long entries_read = BUS_ENTRIES_READ_INVALID;
+    for (size_t i = 5; i < a->argc;) {
+        if (bus_arg_is(a, i, "entriesread") && i + 1 < a->argc) {
+            if (!get_ll(c, a, i + 1, &entries_read, NULL))
+                return;
+            if (entries_read < 0 && entries_read != BUS_ENTRIES_READ_INVALID) {
+                resp_add_error(o, "value for ENTRIESREAD must be positive or -1");
+                return;
+            }
+            i += 2;
+        } else {
+            syntax_sub(c, a, "XGROUP");
+            return;
+        }
+    }
     struct bus_stream *s;
     struct bus_group *g;
     if (!xgroup_prelude(c, a, false, true, &s, &g))
@@ -1441,22 +1456,10 @@ BUS_CMD_FN(bus_cmd_xgroup_setid)
         return;
     }
     struct bus_id id;
-    long long entries_read = BUS_ENTRIES_READ_INVALID;
     if (a->argl[4] == 1 && a->argv[4][0] == '$')
         id = s->last_id;
     else if (!parse_id(c, a->argv[4], a->argl[4], &id, 0, false, NULL))
         return;
-    if (a->argc == 7) {
-        if (!bus_arg_is(a, 5, "entriesread") ||
-            !resp_str2ll(a->argv[6], a->argl[6], &entries_read)) {
-            resp_add_error(o, "syntax error");
-            return;
-        }
-        if (entries_read < 0 && entries_read != BUS_ENTRIES_READ_INVALID) {
-            resp_add_error(o, "value for ENTRIESREAD must be positive or -1");
-            return;
-        }
-    }
     if (!check_writable(c))
         return;
     g->last_id = id;

@@ -66,7 +66,8 @@ static uint64_t now_ms(void)
 /* ---- files ------------------------------------------------------------ */
 
 struct bus_file {
-    int fd; /* -1 for a memory file */
+    uint64_t id; /* unique in the process: keys reader caches */
+    int fd;      /* -1 for a memory file */
     bool is_dir;
     bool pending; /* in store->pend (loop thread) */
     atomic_int refs;
@@ -80,6 +81,8 @@ static struct bus_file *file_new(int fd, const char *path, bool is_dir)
     struct bus_file *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
+    static atomic_uint_fast64_t next_id = 1;
+    f->id = atomic_fetch_add(&next_id, 1);
     f->fd = fd;
     f->is_dir = is_dir;
     atomic_init(&f->refs, 1);
@@ -1494,14 +1497,12 @@ size_t bus_seg_scan(const unsigned char *data, size_t len, struct bus_seg_hdr *h
 void bus_reader_init(struct bus_reader *rd)
 {
     memset(rd, 0, sizeof(*rd));
-    rd->seg = UINT32_MAX;
 }
 
 void bus_reader_fini(struct bus_reader *rd)
 {
     free(rd->buf);
     memset(rd, 0, sizeof(*rd));
-    rd->seg = UINT32_MAX;
 }
 
 static struct bus_seg *find_seg(struct bus_log *log, uint32_t segm)
@@ -1513,8 +1514,7 @@ static struct bus_seg *find_seg(struct bus_log *log, uint32_t segm)
     return k < log->nsegs ? &log->segs[k] : NULL;
 }
 
-static int rd_fill(struct bus_reader *rd, struct bus_file *f, uint32_t segm, uint64_t off,
-                   size_t need)
+static int rd_fill(struct bus_reader *rd, struct bus_file *f, uint64_t off, size_t need)
 {
     size_t want = need > READ_CHUNK ? need : READ_CHUNK;
     if (f->size > off && want > f->size - off)
@@ -1531,7 +1531,7 @@ static int rd_fill(struct bus_reader *rd, struct bus_file *f, uint32_t segm, uin
     ssize_t r = file_pread(f, rd->buf, want, off);
     if (r < 0)
         return OFE_EIO;
-    rd->seg = segm;
+    rd->file = f->id;
     rd->lo = off;
     rd->hi = off + (uint64_t)r;
     return 0;
@@ -1549,8 +1549,8 @@ int bus_log_read(struct bus_log *log, const struct bus_slot *sl, struct bus_read
         /* The entry is still in the write buffer: write it out first. */
         log_write_out(log);
     }
-    if (!(rd->seg == segm && off >= rd->lo && off + BUS_REC_HDR <= rd->hi)) {
-        int rc = rd_fill(rd, sg->f, segm, off, BUS_REC_HDR);
+    if (!(rd->file == sg->f->id && off >= rd->lo && off + BUS_REC_HDR <= rd->hi)) {
+        int rc = rd_fill(rd, sg->f, off, BUS_REC_HDR);
         if (rc)
             return rc;
     }
@@ -1561,7 +1561,7 @@ int bus_log_read(struct bus_log *log, const struct bus_slot *sl, struct bus_read
     if (rl < 22 || rl > BUS_REC_MAX)
         return OFE_EPARSE;
     if (off + 8 + rl > rd->hi) {
-        int rc = rd_fill(rd, sg->f, segm, off, (size_t)rl + 8);
+        int rc = rd_fill(rd, sg->f, off, (size_t)rl + 8);
         if (rc)
             return rc;
         if (rd->hi - off < (uint64_t)rl + 8)

@@ -112,7 +112,7 @@ int bus_log_pel_del(struct bus_log *log, const struct bus_group *g, const struct
 struct bus_reader {
     char *buf;
     size_t cap;
-    uint32_t seg;    /* segment (masked number) cached, or UINT32_MAX */
+    uint64_t file;   /* id of the file cached, 0 = none */
     uint64_t lo, hi; /* file range in buf */
 };
 void bus_reader_init(struct bus_reader *rd);
