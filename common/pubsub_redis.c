@@ -63,6 +63,7 @@
 #define R_BLOCK_MAX_MS          5000
 #define R_ID_MAX                48
 #define R_RBUF                  (256 * 1024)
+#define R_FEED                  4096 /* bytes per redisReaderFeed */
 
 static uint64_t now_ns(void)
 {
@@ -690,6 +691,46 @@ static int cmd_write(struct rctx *x, char *why, size_t whysz)
     return 0;
 }
 
+/* Completes the requests whose replies the reader has. Returns 0 or -1. */
+static int cmd_replies(struct rctx *x, char *why, size_t whysz)
+{
+    for (;;) {
+        void *rp = NULL;
+        if (redisReaderGetReply(x->c->reader, &rp) != REDIS_OK) {
+            snprintf(why, whysz, "protocol error: %s", x->c->reader->errstr);
+            return -1;
+        }
+        if (!rp)
+            break;
+        redisReply *r = rp;
+        struct req *q = x->sent_head;
+        if (!q || q == x->wr) {
+            freeReplyObject(r);
+            snprintf(why, whysz, "protocol error: a reply to no request");
+            return -1;
+        }
+        if (r->type == REDIS_REPLY_ERROR && transient_error(r->str)) {
+            /* the server is not ready (e.g. loading its AOF after a
+             * restart): start over with this request */
+            snprintf(why, whysz, "%s", r->str);
+            freeReplyObject(r);
+            return -1;
+        }
+        x->sent_head = q->next;
+        if (!x->sent_head)
+            x->sent_tail = NULL;
+        x->nunreplied--;
+        x->unreplied_bytes -= q->len;
+        if (q->kind == REQ_PUB)
+            pub_reply(x, q, r);
+        else if (r->type == REDIS_REPLY_ERROR)
+            OFE_WARN(x->comp, "redis", "%s: XACK failed: %s", x->what, r->str);
+        freeReplyObject(r);
+        req_free(q);
+    }
+    return 0;
+}
+
 /* Reads and completes what the server answered. Returns 0 or -1. */
 static int cmd_read(struct rctx *x, char *buf, char *why, size_t whysz)
 {
@@ -706,43 +747,16 @@ static int cmd_read(struct rctx *x, char *buf, char *why, size_t whysz)
             return -1;
         }
         x->last_read = now_ns();
-        if (redisReaderFeed(x->c->reader, buf, (size_t)n) != REDIS_OK) {
-            snprintf(why, whysz, "protocol error: %s", x->c->reader->errstr);
-            return -1;
-        }
-        for (;;) {
-            void *rp = NULL;
-            if (redisReaderGetReply(x->c->reader, &rp) != REDIS_OK) {
+        /* hiredis 0.14's reader moves its unread bytes down every 1 KiB it
+         * consumes: feed it small slices so that stays cheap. */
+        for (size_t off = 0; off < (size_t)n; off += R_FEED) {
+            size_t k = (size_t)n - off < R_FEED ? (size_t)n - off : R_FEED;
+            if (redisReaderFeed(x->c->reader, buf + off, k) != REDIS_OK) {
                 snprintf(why, whysz, "protocol error: %s", x->c->reader->errstr);
                 return -1;
             }
-            if (!rp)
-                break;
-            redisReply *r = rp;
-            struct req *q = x->sent_head;
-            if (!q || q == x->wr) {
-                freeReplyObject(r);
-                snprintf(why, whysz, "protocol error: a reply to no request");
+            if (cmd_replies(x, why, whysz) != 0)
                 return -1;
-            }
-            if (r->type == REDIS_REPLY_ERROR && transient_error(r->str)) {
-                /* the server is not ready (e.g. loading its AOF after a
-                 * restart): start over with this request */
-                snprintf(why, whysz, "%s", r->str);
-                freeReplyObject(r);
-                return -1;
-            }
-            x->sent_head = q->next;
-            if (!x->sent_head)
-                x->sent_tail = NULL;
-            x->nunreplied--;
-            x->unreplied_bytes -= q->len;
-            if (q->kind == REQ_PUB)
-                pub_reply(x, q, r);
-            else if (r->type == REDIS_REPLY_ERROR)
-                OFE_WARN(x->comp, "redis", "%s: XACK failed: %s", x->what, r->str);
-            freeReplyObject(r);
-            req_free(q);
         }
         if (n < R_RBUF)
             return 0;
@@ -991,8 +1005,11 @@ static int r_publish(void *ctx, const char *topic, struct ofe_pub *p, char *errs
     }
     /* XADD key [MAXLEN ~ n | MINID ~ id] * field value ... */
     size_t argc = 0, cap = 8 + 2 * f.n;
-    const char **argv = malloc(cap * sizeof(*argv));
-    size_t *argl = malloc(cap * sizeof(*argl));
+    const char *argv_s[72];
+    size_t argl_s[72];
+    bool heap = cap > 72;
+    const char **argv = heap ? malloc(cap * sizeof(*argv)) : argv_s;
+    size_t *argl = heap ? malloc(cap * sizeof(*argl)) : argl_s;
     struct req *q = calloc(1, sizeof(*q));
     char num[48];
     if (!argv || !argl || !q || !(q->topic = strdup(topic)))
@@ -1024,8 +1041,10 @@ static int r_publish(void *ctx, const char *topic, struct ofe_pub *p, char *errs
     if (len < 0)
         goto nomem;
     q->len = (size_t)len;
-    free(argv);
-    free(argl);
+    if (heap) {
+        free(argv);
+        free(argl);
+    }
     ofe_hdrs_fini(&f);
     q->kind = REQ_PUB;
     q->p = p;
@@ -1043,8 +1062,10 @@ static int r_publish(void *ctx, const char *topic, struct ofe_pub *p, char *errs
         wake(x);
     return 0;
 nomem:
-    free(argv);
-    free(argl);
+    if (heap) {
+        free(argv);
+        free(argl);
+    }
     if (q)
         req_free(q);
     ofe_hdrs_fini(&f);
