@@ -366,10 +366,8 @@ static const struct cfg_field delivery_fields[] = {
     DUR("backoffCap", backoff_cap_ms, 0, "60s", 1, MS_DAY, "Upper bound of one wait (ours)."),
     DUR("timeout", timeout_ms, 0, "30s", 1, MS_HOUR, "Timeout of one attempt."),
 };
-static TABLE(delivery_table, "delivery", "delivery",
-             "Knative's delivery options of a sink. A `Retry-After` header from the sink is "
-             "honoured when longer than the computed wait.",
-             T, delivery_fields, delivery_check, NULL);
+static TABLE(delivery_table, "delivery", "delivery", "Knative's delivery options of a sink.", T,
+             delivery_fields, delivery_check, NULL);
 #undef T
 
 static void tls_check(struct pctx *p, void *obj)
@@ -907,7 +905,8 @@ static const struct cfg_field es_spec_fields[] = {
         "Component of that name; `default` is the embedded bus when none is defined."),
     BLOCKF("sink", sink, 0, dest_table, "HTTP sink receiving every event."),
     STR("logLevel", log_level, 0, NULL,
-        "Log level: OpenFunction's \"1\"..\"3\" or error|warn|info|debug."),
+        "Log level: error, warn, info, debug, or OpenFunction's \"1\", \"2\", ... (larger "
+        "is more verbose)."),
     BLOCKF("delivery", delivery, 0, delivery_table, "Delivery options of the sink (ours)."),
     ENUMF("mode", mode, 0, "binary", mode_enum, "CloudEvents HTTP mode of the sink (ours)."),
     MAPF("kafka", kafka, 0, kafka_source_table, "Kafka events, by event name."),
@@ -2126,7 +2125,8 @@ static const struct cfg_field trigger_spec_fields[] = {
     MAPF("inputs", inputs, F_REQUIRED | F_NAMES, input_table, "Inputs, by name."),
     LISTF("subscribers", subscribers, F_REQUIRED, subscriber_table, "Subscribers."),
     STR("logLevel", log_level, 0, NULL,
-        "Log level: OpenFunction's \"1\"..\"3\" or error|warn|info|debug."),
+        "Log level: error, warn, info, debug, or OpenFunction's \"1\", \"2\", ... (larger "
+        "is more verbose)."),
     DUR("conditionWindow", condition_window_ms, 0, "60s", 1, 30 * MS_DAY,
         "How long an input stays true after its last event (ours; fixed 60s upstream)."),
 };
