@@ -798,12 +798,14 @@ struct ofe_config_busdesc {
  * in ns, else a ClusterEventBus of that name, else a Dapr Component of that
  * name in ns; "default" with none of these is the embedded bus at
  * OFE_CONFIG_EMBEDDED_DEFAULT_ADDRESS. A natsStreaming EventBus resolves to
- * kind jetstream. Documents with errors are skipped.
+ * kind jetstream.
  * Fills *out and, when desc is not NULL, a one-sentence description of the
  * resolution for the start-up log (e.g. `eventBus "default" (namespace
  * "default") is EventBus default/default from bus.yaml:1:1: kafka, brokers
- * 127.0.0.1:9092`). Returns 0, or OFE_ENOENT with errstr saying what was
- * searched. */
+ * 127.0.0.1:9092`). Returns 0; OFE_ENOENT with errstr saying what was
+ * searched; or OFE_EINVAL when the document found has errors (it is not
+ * skipped in favour of the next candidate). This function can be called
+ * from any thread on a loaded config. */
 int ofe_config_resolve_bus(const struct ofe_config *cfg, const char *name, const char *ns,
                            struct ofe_config_busdesc *out, char *desc, size_t desc_size,
                            char *errstr, size_t errstr_size);
