@@ -48,17 +48,47 @@ void cfg__vdiag(struct ofe_config *cfg, enum ofe_config_severity sev,
         pv->nwarnings++;
 }
 
-void cfg__diag(struct pctx *p, enum ofe_config_severity sev, const struct ofe_config_pos *pos,
-               const char *path, const char *key, const char *fmt, ...)
+static void cfg__vdiag_s(struct ofe_config *cfg, enum ofe_config_severity sev,
+                         const struct ofe_config_pos *pos, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+void cfg__vpdiag(struct pctx *p, enum ofe_config_severity sev, const struct ofe_config_pos *pos,
+                 const char *path, const char *key, const char *fmt, va_list ap)
 {
     if (p->quiet)
         return;
-    va_list ap;
-    va_start(ap, fmt);
+    if (p->doc && p->doc->nerrors >= CFG_MAX_DOC_ERRORS) {
+        /* Enough to act on; checking the rest would only cost time. */
+        if (!p->abort) {
+            struct ofe_config_pos dpos = p->doc->node.pos;
+            p->abort = true;
+            cfg__vdiag_s(p->cfg, OFE_CONFIG_ERROR, &dpos, "",
+                         "too many errors in this document; the rest of it is not checked");
+            p->doc->nerrors++;
+        }
+        return;
+    }
     cfg__vdiag(p->cfg, sev, pos, path, key, fmt, ap);
-    va_end(ap);
     if (sev == OFE_CONFIG_ERROR && p->doc)
         p->doc->nerrors++;
+}
+
+void cfg__diag(struct pctx *p, enum ofe_config_severity sev, const struct ofe_config_pos *pos,
+               const char *path, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cfg__vpdiag(p, sev, pos, path, key, fmt, ap);
+    va_end(ap);
+}
+
+static void cfg__vdiag_s(struct ofe_config *cfg, enum ofe_config_severity sev,
+                         const struct ofe_config_pos *pos, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cfg__vdiag(cfg, sev, pos, path, NULL, fmt, ap);
+    va_end(ap);
 }
 
 static void file_diag(struct ofe_config *cfg, const char *file, int line, int col,
@@ -342,6 +372,11 @@ static void load_document(struct pctx *p, yaml_node_t *root, size_t index)
     cfg__parse_block(p, k->table, d, &m, "", &rpos);
     cfg__map_fini(&m);
     d->fingerprint = p->hash;
+    if (!d->name && d->metadata.name) {
+        /* The document's checks did not run (it was abandoned). */
+        d->name = d->metadata.name;
+        d->namespace = d->metadata.namespace ? d->metadata.namespace : OFE_CONFIG_DEFAULT_NAMESPACE;
+    }
     if (!d->name) {
         /* Without a name nothing can refer to it; its errors are reported. */
         p->doc = NULL;

@@ -141,6 +141,9 @@ struct pctx {
 };
 
 /* config.c */
+#define CFG_MAX_DOC_ERRORS 1000 /* then the document is abandoned */
+void cfg__vpdiag(struct pctx *p, enum ofe_config_severity sev, const struct ofe_config_pos *pos,
+                 const char *path, const char *key, const char *fmt, va_list ap);
 void cfg__diag(struct pctx *p, enum ofe_config_severity sev, const struct ofe_config_pos *pos,
                const char *path, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));

@@ -473,10 +473,8 @@ static void err_at(struct pctx *p, yaml_node_t *v, const char *path, const char 
     struct ofe_config_fpos fp = cfg__fpos(p, v, false);
     va_list ap;
     va_start(ap, fmt);
-    cfg__vdiag(p->cfg, OFE_CONFIG_ERROR, &fp.pos, path, key, fmt, ap);
+    cfg__vpdiag(p, OFE_CONFIG_ERROR, &fp.pos, path, key, fmt, ap);
     va_end(ap);
-    if (p->doc)
-        p->doc->nerrors++;
 }
 
 static void replace_str(char **dst, char *s)
@@ -1030,13 +1028,18 @@ static void parse_list_items(struct pctx *p, const struct cfg_field *f, yaml_nod
 /* --------------------------------------------------------------------- */
 /* Mappings and blocks                                                    */
 
-static int pair_cmp(const void *a, const void *b)
+struct key_ix {
+    const char *k;
+    size_t i;
+};
+
+static int ix_cmp(const void *a, const void *b)
 {
-    const struct cfg_pair *x = a, *y = b;
-    int c = strcmp(x->keystr, y->keystr);
+    const struct key_ix *x = a, *y = b;
+    int c = strcmp(x->k, y->k);
     if (c)
         return c;
-    return x->key->start_mark.index < y->key->start_mark.index ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
 }
 
 int cfg__map_build(struct pctx *p, yaml_node_t *node, const char *path, struct cfg_map *out)
@@ -1072,39 +1075,43 @@ int cfg__map_build(struct pctx *p, yaml_node_t *node, const char *path, struct c
     }
     if (out->n < 2)
         return 0;
-    /* Duplicate keys: sort a copy, report each later occurrence, drop it. */
-    struct cfg_pair *sorted = malloc(out->n * sizeof(*sorted));
-    if (!sorted)
+    /* Duplicate keys: sort the keys, report each later occurrence, drop it
+     * (O(n log n): a mapping may hold many keys). */
+    size_t n2 = out->n;
+    struct key_ix *ix = malloc(n2 * sizeof(*ix));
+    bool *drop = calloc(n2, sizeof(bool));
+    if (!ix || !drop) {
+        free(ix);
+        free(drop);
         return 0;
-    memcpy(sorted, out->v, out->n * sizeof(*sorted));
-    qsort(sorted, out->n, sizeof(*sorted), pair_cmp);
-    size_t ndup = 0;
-    for (size_t i = 1; i < out->n; i++) {
-        if (!strcmp(sorted[i].keystr, sorted[i - 1].keystr)) {
-            size_t j = i - 1;
-            while (j > 0 && !strcmp(sorted[j - 1].keystr, sorted[i].keystr))
-                j--;
-            err_at(p, sorted[i].key, path, sorted[i].keystr,
-                   "duplicate key '%s' (first at line %d, column %d)", sorted[i].keystr,
-                   (int)sorted[j].key->start_mark.line + 1,
-                   (int)sorted[j].key->start_mark.column + 1);
-            sorted[i].value = NULL; /* mark */
-            ndup++;
+    }
+    for (size_t i = 0; i < n2; i++) {
+        ix[i].k = out->v[i].keystr;
+        ix[i].i = i;
+    }
+    qsort(ix, n2, sizeof(*ix), ix_cmp);
+    size_t first = 0, ndup = 0;
+    for (size_t i = 1; i < n2; i++) {
+        if (strcmp(ix[i].k, ix[first].k) != 0) {
+            first = i;
+            continue;
         }
+        const yaml_node_t *fk = out->v[ix[first].i].key;
+        err_at(p, out->v[ix[i].i].key, path, ix[i].k,
+               "duplicate key '%s' (first at line %d, column %d)", ix[i].k,
+               (int)fk->start_mark.line + 1, (int)fk->start_mark.column + 1);
+        drop[ix[i].i] = true;
+        ndup++;
     }
     if (ndup) {
         size_t w = 0;
-        for (size_t i = 0; i < out->n; i++) {
-            bool drop = false;
-            for (size_t j = 0; j < out->n; j++)
-                if (!sorted[j].value && sorted[j].key == out->v[i].key)
-                    drop = true;
-            if (!drop)
+        for (size_t i = 0; i < n2; i++)
+            if (!drop[i])
                 out->v[w++] = out->v[i];
-        }
         out->n = w;
     }
-    free(sorted);
+    free(ix);
+    free(drop);
     return 0;
 }
 

@@ -472,6 +472,23 @@ static void test_tags_and_aliases(void **state)
     ofe_config_destroy(cfg);
 }
 
+static void test_error_cap(void **state)
+{
+    (void)state;
+    /* 3000 unknown keys, duplicated: the document stops at 1000 errors. */
+    struct ofe_buf b = OFE_BUF_INIT;
+    ofe_buf_puts(&b, ES_HEAD "  eventBus: default\n  cron: {t: {schedule: '@hourly'}}\n");
+    for (int i = 0; i < 3000; i++)
+        ofe_buf_printf(&b, "  k%d: %d\n  k%d: %d\n", i % 1500, i, i % 1500, i);
+    struct ofe_config *cfg = tc_load(b.data);
+    assert_diag(cfg, "t.yaml:1:1: error: too many errors in this document; the rest of it is not "
+                     "checked");
+    assert_errors(cfg, 1001);
+    assert_int_equal(cfg->neventsources, 1);
+    ofe_config_destroy(cfg);
+    ofe_buf_fini(&b);
+}
+
 static void test_files(void **state)
 {
     (void)state;
@@ -538,13 +555,21 @@ static void test_field_pos(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_multi_document),      cmocka_unit_test(test_empty_file),
-        cmocka_unit_test(test_yaml_syntax_error),   cmocka_unit_test(test_document_shape),
-        cmocka_unit_test(test_duplicate_keys),      cmocka_unit_test(test_types),
-        cmocka_unit_test(test_bounds_and_enums),    cmocka_unit_test(test_unknown_and_missing),
-        cmocka_unit_test(test_eventsource_rules),   cmocka_unit_test(test_metadata),
-        cmocka_unit_test(test_duplicate_documents), cmocka_unit_test(test_all_errors_collected),
-        cmocka_unit_test(test_tags_and_aliases),    cmocka_unit_test(test_files),
+        cmocka_unit_test(test_multi_document),
+        cmocka_unit_test(test_empty_file),
+        cmocka_unit_test(test_yaml_syntax_error),
+        cmocka_unit_test(test_document_shape),
+        cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_types),
+        cmocka_unit_test(test_bounds_and_enums),
+        cmocka_unit_test(test_unknown_and_missing),
+        cmocka_unit_test(test_eventsource_rules),
+        cmocka_unit_test(test_metadata),
+        cmocka_unit_test(test_duplicate_documents),
+        cmocka_unit_test(test_all_errors_collected),
+        cmocka_unit_test(test_tags_and_aliases),
+        cmocka_unit_test(test_error_cap),
+        cmocka_unit_test(test_files),
         cmocka_unit_test(test_field_pos),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
