@@ -7,12 +7,14 @@
 #include "pubsub_int.h"
 
 extern const struct ofe_pubsub_ops ofe_pubsub_memory;
+extern const struct ofe_pubsub_ops ofe_pubsub_mqtt;
 extern const struct ofe_pubsub_ops ofe_pubsub_jetstream;
 extern const struct ofe_pubsub_ops ofe_pubsub_kafka;
 extern const struct ofe_pubsub_ops ofe_pubsub_redis;
 
 const struct ofe_pubsub_ops *const ofe_pubsub__registry[] = {
     &ofe_pubsub_memory,
+    &ofe_pubsub_mqtt,
     &ofe_pubsub_jetstream,
     &ofe_pubsub_kafka,
     &ofe_pubsub_redis,

@@ -237,8 +237,16 @@ static int build_argv(struct tu_server *s, const char **av, char bufs[][4200],
                     "log_dest stderr\n"
                     "log_type error\nlog_type warning\nlog_type notice\n",
                     s->port, s->dir);
+            /* Started as root, mosquitto drops to user "mosquitto", which
+             * cannot write the persistence file into our private dir. */
+            if (geteuid() == 0)
+                fprintf(f, "user root\n");
+            /* extra: more configuration lines, not arguments. */
+            for (size_t i = 0; extra && extra[i]; i++)
+                fprintf(f, "%s\n", extra[i]);
             fclose(f);
         }
+        extra = NULL;
         ARG("mosquitto");
         ARG("-c");
         ARGF("%s", conf);

@@ -48,7 +48,7 @@ bool tu_proc_alive(struct tu_proc *p);
 enum tu_server_kind {
     TU_REDIS,     /* redis-server, AOF with appendfsync always */
     TU_NATS,      /* nats-server -js with a store directory */
-    TU_MOSQUITTO, /* mosquitto with persistence */
+    TU_MOSQUITTO, /* mosquitto with persistence; extra = more mosquitto.conf lines */
     TU_EVENTBUS,  /* ofe-eventbus, fsync always */
     TU_KAFKA,     /* ofe-kafka-mock (librdkafka mock cluster) */
 };
