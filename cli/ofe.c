@@ -14,6 +14,8 @@ static const struct ofe_cmd commands[] = {
     /* one line per subcommand; keep alphabetical */
     {"ce", "validate a CloudEvent (JSON format) or print the HTTP request carrying it", cmd_ce},
     {"cesql", "evaluate a CloudEvents SQL expression against an event", cmd_cesql},
+    {"publish", "publish CloudEvents (JSON) to a bus topic, wait for confirmation", cmd_publish},
+    {"tail", "print the events of bus topics as JSON lines as they arrive", cmd_tail},
     {"validate", "check configuration files (YAML)", cmd_config_validate},
     {"version", "print the version", cmd_version},
 };

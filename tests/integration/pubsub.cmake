@@ -29,3 +29,10 @@ ofe_pubsub_conformance(redis)
 ofe_unit_test(test_pubsub_redis integration/pubsub_redis_test.c LABELS integration pubsub)
 ofe_pubsub_conformance(mqtt)
 ofe_pubsub_conformance(jetstream)
+ofe_pubsub_conformance(kafka)
+
+# ofe publish / ofe tail as a user runs them, against redis-server.
+ofe_unit_test(test_pubsub_cli integration/pubsub_cli_test.c LABELS integration pubsub)
+if(TARGET test_pubsub_cli)
+  add_dependencies(test_pubsub_cli ofe-cli)
+endif()
