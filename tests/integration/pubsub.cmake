@@ -15,6 +15,12 @@ function(ofe_pubsub_conformance backend)
     set(P_TIMEOUT 300)
   endif()
   set(name pubsub_conformance_${backend})
+  # In the shared tree a line may land before its fixture file: say so
+  # instead of breaking the configure step.
+  if(NOT EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/integration/pubsub_fixture_${backend}.c)
+    message(STATUS "${name}: integration/pubsub_fixture_${backend}.c does not exist yet; not built")
+    return()
+  endif()
   ofe_test_program(${name} integration/pubsub_conformance.c
                    integration/pubsub_fixture_${backend}.c)
   target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration)
