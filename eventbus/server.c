@@ -961,16 +961,22 @@ static void client_readable(struct bus_client *c)
     }
     c->ilen += (size_t)r;
     c->last_ms = srv->now;
-    process_input(c);
-    if (c->flags & CF_CLOSE_ASAP) {
-        free_client(c);
-        return;
-    }
-    if (c->ilen - resp_keep_from(&c->rp) > srv->o.client_ibuf) {
-        OFE_WARN(COMP, NULL, "client %s: input buffer over the limit (%zu bytes); closing", c->addr,
-                 c->ilen);
-        free_client(c);
-        return;
+    /* As Redis does with its query buffer: the limit applies to what is
+     * buffered, before commands run (a read may complete a command that is
+     * over the limit), and again after. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (c->ilen - resp_keep_from(&c->rp) > srv->o.client_ibuf) {
+            OFE_WARN(COMP, NULL, "client %s: input buffer over the limit (%zu bytes); closing",
+                     c->addr, c->ilen - resp_keep_from(&c->rp));
+            free_client(c);
+            return;
+        }
+        if (pass == 0)
+            process_input(c);
+        if (c->flags & CF_CLOSE_ASAP) {
+            free_client(c);
+            return;
+        }
     }
     if (c->ob.len > c->osent)
         want_write(c);

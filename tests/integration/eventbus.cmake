@@ -8,3 +8,29 @@ if(OFE_TESTS)
   set_tests_properties(test_bus_diff PROPERTIES ENVIRONMENT "${OFE_TEST_ENV}"
                        LABELS "integration;eventbus" TIMEOUT 300)
 endif()
+# Crash test: writers and a consumer group under load, kill -9, restart,
+# everything acknowledged is there (fsync always).
+ofe_test_program(test_bus_crash integration/test_bus_crash.c)
+if(OFE_TESTS)
+  add_dependencies(test_bus_crash ofe-eventbus)
+  add_test(NAME test_bus_crash COMMAND test_bus_crash)
+  set_tests_properties(test_bus_crash PROPERTIES ENVIRONMENT "${OFE_TEST_ENV}"
+                       LABELS "integration;eventbus" TIMEOUT 300)
+endif()
+# Limits: oversize events, max clients, a client that never reads, input
+# over the limit, garbage protocol; the broker keeps serving.
+ofe_test_program(test_bus_limits integration/test_bus_limits.c)
+if(OFE_TESTS)
+  add_dependencies(test_bus_limits ofe-eventbus)
+  add_test(NAME test_bus_limits COMMAND test_bus_limits)
+  set_tests_properties(test_bus_limits PROPERTIES ENVIRONMENT "${OFE_TEST_ENV}"
+                       LABELS "integration;eventbus" TIMEOUT 300)
+endif()
+# HTTP ingress (libcurl): binary, structured, batch, 400, 413, 401, metrics.
+ofe_test_program(test_bus_http integration/test_bus_http.c)
+if(OFE_TESTS)
+  add_dependencies(test_bus_http ofe-eventbus)
+  add_test(NAME test_bus_http COMMAND test_bus_http)
+  set_tests_properties(test_bus_http PROPERTIES ENVIRONMENT "${OFE_TEST_ENV}"
+                       LABELS "integration;eventbus" TIMEOUT 120)
+endif()
