@@ -474,8 +474,13 @@ static int mq_subscribe(void *ctx, struct ofe_sub *sub, void **sctx, char *errst
         c->nfilters++;
         snprintf(c->filters[i], n, "$share/%s/%s", so->group, so->topics[i]);
     }
-    if (mqtt__conn_start(c) != 0)
+    /* The thread may deliver (a resumed session) before this returns: the
+     * core must know sctx first. */
+    *sctx = s;
+    if (mqtt__conn_start(c) != 0) {
+        *sctx = NULL;
         goto fail;
+    }
     pthread_mutex_lock(&x->lock);
     s->next = x->subs;
     x->subs = s;
@@ -490,7 +495,6 @@ static int mq_subscribe(void *ctx, struct ofe_sub *sub, void **sctx, char *errst
     else if (!mqtt__conn_ready(c, why, sizeof(why)))
         OFE_WARN(o->component, "mqtt",
                  "group '%s': not subscribed yet (%s); retrying in the background", so->group, why);
-    *sctx = s;
     return 0;
 fail:
     mqtt__conn_discard(c);

@@ -320,8 +320,9 @@ int mqtt__opts_new(const struct ofe_config_mqtt_bus *c, const char *component,
         rc = ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
         goto fail;
     }
+    /* username/password options win over credentials in the URL */
     const char *user = c->username ? c->username : uuser;
-    const char *pass = c->username ? c->password : upass;
+    const char *pass = c->password ? c->password : c->username ? NULL : upass;
     if (pass && !user) {
         rc = ofe_err(errstr, errstr_size, OFE_EINVAL, "mqtt: a password needs a username");
         goto fail;
