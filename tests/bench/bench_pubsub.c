@@ -23,12 +23,14 @@
 extern const struct bench_backend bench_redis;
 extern const struct bench_backend bench_embedded;
 extern const struct bench_backend bench_jetstream;
+extern const struct bench_backend bench_mqtt;
 
 /* One line per backend. */
 static const struct bench_backend *const BACKENDS[] = {
     &bench_redis,
     &bench_embedded,
     &bench_jetstream,
+    &bench_mqtt,
 };
 #define NBACKENDS (sizeof(BACKENDS) / sizeof(BACKENDS[0]))
 
