@@ -959,7 +959,7 @@ static int r_open(struct ofe_bus *bus, const void *def, void **ctx, char *errstr
     else if (x->cf.ttl_ms && n > 0 && (size_t)n < sizeof(x->desc))
         snprintf(x->desc + n, sizeof(x->desc) - (size_t)n, ", entries trimmed after %lld ms",
                  (long long)x->cf.ttl_ms);
-    x->max_bulk = x->cf.max_event > 0 ? x->cf.max_event : R_DEFAULT_MAX_BULK;
+    x->max_bulk = R_DEFAULT_MAX_BULK;
     snprintf(x->why, sizeof(x->why), "%s: connecting", x->what);
     x->down_code = OFE_ECONN;
     x->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -991,17 +991,27 @@ static int r_publish(void *ctx, const char *topic, struct ofe_pub *p, char *errs
     pthread_mutex_lock(&x->lock);
     int64_t limit = x->max_bulk;
     pthread_mutex_unlock(&x->lock);
+    int64_t total = 0;
     for (size_t i = 0; i < f.n; i++) {
+        total += (int64_t)(f.v[i].name_len + f.v[i].value_len);
         if ((int64_t)f.v[i].value_len > limit) {
-            rc = ofe_err(
-                errstr, errstr_size, OFE_EINVAL,
-                "%s: event too big: field \"%.*s\" has %zu bytes, over the limit of "
-                "%lld bytes (%s)",
-                x->what, (int)f.v[i].name_len, f.v[i].name, f.v[i].value_len, (long long)limit,
-                x->cf.max_event > 0 ? "limits.maxEventSize" : "the server's proto-max-bulk-len");
+            rc = ofe_err(errstr, errstr_size, OFE_EINVAL,
+                         "%s: event too big: field \"%.*s\" has %zu bytes, over the server's "
+                         "proto-max-bulk-len of %lld bytes",
+                         x->what, (int)f.v[i].name_len, f.v[i].name, f.v[i].value_len,
+                         (long long)limit);
             ofe_hdrs_fini(&f);
             return rc;
         }
+    }
+    /* ofe-eventbus counts every field name and value against its limit */
+    if (x->cf.max_event > 0 && total > x->cf.max_event) {
+        rc = ofe_err(errstr, errstr_size, OFE_EINVAL,
+                     "%s: event too big: %lld bytes of stream fields and values, over the limit "
+                     "of %lld bytes (limits.maxEventSize)",
+                     x->what, (long long)total, (long long)x->cf.max_event);
+        ofe_hdrs_fini(&f);
+        return rc;
     }
     /* XADD key [MAXLEN ~ n | MINID ~ id] * field value ... */
     size_t argc = 0, cap = 8 + 2 * f.n;
@@ -1350,9 +1360,79 @@ static int create_groups(struct rsub *s, char *why, size_t whysz, bool *io)
     return 0;
 }
 
+/* Delivers entries [id, fields] of topic ti taken from the PEL (claimed,
+ * or our own read again), with their delivery counts from XPENDING; entries
+ * this subscription still holds (slow handler, nack delay) are skipped.
+ * Returns 0, -1 when the connection broke, 1 when stopping. */
+static int deliver_pending(struct rsub *s, size_t ti, redisReply *ents, char *why, size_t whysz)
+{
+    size_t nnew = 0;
+    bool *skip = calloc(ents->elements + 1, sizeof(bool));
+    if (!skip)
+        return 0; /* they stay pending: claimed later */
+    const char *lo = NULL, *hi = NULL;
+    size_t lol = 0, hil = 0;
+    for (size_t i = 0; i < ents->elements; i++) {
+        redisReply *e = ents->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING ||
+            slot_held(s, (uint32_t)ti, e->element[0]->str, e->element[0]->len)) {
+            skip[i] = true;
+            continue;
+        }
+        if (!lo) {
+            lo = e->element[0]->str;
+            lol = e->element[0]->len;
+        }
+        hi = e->element[0]->str;
+        hil = e->element[0]->len;
+        nnew++;
+    }
+    redisReply *pend = NULL;
+    if (nnew) {
+        char los[R_ID_MAX], his[R_ID_MAX], n[24];
+        snprintf(los, sizeof(los), "%.*s", (int)lol, lo);
+        snprintf(his, sizeof(his), "%.*s", (int)hil, hi);
+        pthread_mutex_lock(&s->lock);
+        size_t held = s->nslots;
+        pthread_mutex_unlock(&s->lock);
+        snprintf(n, sizeof(n), "%zu", ents->elements + held);
+        const char *pv[] = {"XPENDING", s->topics[ti], s->group, los, his, n, s->consumer};
+        pend = sub_cmd(s, 7, pv, NULL, why, whysz);
+        if (!pend) {
+            free(skip);
+            return -1;
+        }
+    }
+    int rc = 0;
+    for (size_t i = 0; i < ents->elements && !rc; i++) {
+        redisReply *e = ents->element[i];
+        if (skip[i])
+            continue;
+        uint32_t red = 1;
+        for (size_t j = 0; pend && pend->type == REDIS_REPLY_ARRAY && j < pend->elements; j++) {
+            redisReply *pe = pend->element[j];
+            if (pe->type == REDIS_REPLY_ARRAY && pe->elements >= 4 &&
+                pe->element[0]->len == e->element[0]->len &&
+                !memcmp(pe->element[0]->str, e->element[0]->str, pe->element[0]->len) &&
+                pe->element[3]->type == REDIS_REPLY_INTEGER) {
+                /* the claim or re-read counted this delivery already */
+                long long c = pe->element[3]->integer;
+                red = c > 1 ? (uint32_t)(c - 1) : 1;
+                break;
+            }
+        }
+        if (deliver_entry(s, (uint32_t)ti, e, red) != 0)
+            rc = 1;
+    }
+    free(skip);
+    freeReplyObject(pend);
+    return rc;
+}
+
 /* Runs XAUTOCLAIM over every topic: entries idle longer than
- * processingTimeout are taken over and delivered with their delivery
- * counts. Returns 0, or -1 when the connection broke. */
+ * processingTimeout (left by a dead member) are taken over and delivered
+ * with their delivery counts. Returns 0, or -1 when the connection broke. */
 static int claim(struct rsub *s, char *why, size_t whysz)
 {
     if (s->claim_unsupported)
@@ -1393,84 +1473,58 @@ static int claim(struct rsub *s, char *why, size_t whysz)
                 break;
             }
             snprintf(s->cursor[ti], R_ID_MAX, "%.*s", (int)r->element[0]->len, r->element[0]->str);
-            redisReply *ents = r->element[1];
-            /* entries this subscription still holds (slow handler, nack
-             * delay) were only refreshed: not delivered again */
-            size_t nnew = 0;
-            bool *skip = calloc(ents->elements + 1, sizeof(bool));
-            if (!skip) {
-                freeReplyObject(r);
-                return 0;
-            }
-            const char *lo = NULL, *hi = NULL;
-            size_t lol = 0, hil = 0;
-            for (size_t i = 0; i < ents->elements; i++) {
-                redisReply *e = ents->element[i];
-                if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
-                    e->element[0]->type != REDIS_REPLY_STRING) {
-                    skip[i] = true;
-                    continue;
-                }
-                if (slot_held(s, (uint32_t)ti, e->element[0]->str, e->element[0]->len)) {
-                    skip[i] = true;
-                    continue;
-                }
-                if (!lo) {
-                    lo = e->element[0]->str;
-                    lol = e->element[0]->len;
-                }
-                hi = e->element[0]->str;
-                hil = e->element[0]->len;
-                nnew++;
-            }
-            redisReply *pend = NULL;
-            if (nnew) {
-                char los[R_ID_MAX], his[R_ID_MAX], n[24];
-                snprintf(los, sizeof(los), "%.*s", (int)lol, lo);
-                snprintf(his, sizeof(his), "%.*s", (int)hil, hi);
-                pthread_mutex_lock(&s->lock);
-                size_t held = s->nslots;
-                pthread_mutex_unlock(&s->lock);
-                snprintf(n, sizeof(n), "%zu", ents->elements + held);
-                const char *pv[] = {"XPENDING", s->topics[ti], s->group, los, his, n, s->consumer};
-                pend = sub_cmd(s, 7, pv, NULL, why, whysz);
-                if (!pend) {
-                    free(skip);
-                    freeReplyObject(r);
-                    return -1;
-                }
-            }
-            for (size_t i = 0; i < ents->elements; i++) {
-                redisReply *e = ents->element[i];
-                if (skip[i])
-                    continue;
-                uint32_t red = 1;
-                for (size_t j = 0; pend && pend->type == REDIS_REPLY_ARRAY && j < pend->elements;
-                     j++) {
-                    redisReply *pe = pend->element[j];
-                    if (pe->type == REDIS_REPLY_ARRAY && pe->elements >= 4 &&
-                        pe->element[0]->len == e->element[0]->len &&
-                        !memcmp(pe->element[0]->str, e->element[0]->str, pe->element[0]->len) &&
-                        pe->element[3]->type == REDIS_REPLY_INTEGER) {
-                        /* XAUTOCLAIM counted this delivery already */
-                        long long c = pe->element[3]->integer;
-                        red = c > 1 ? (uint32_t)(c - 1) : 1;
-                        break;
-                    }
-                }
-                if (deliver_entry(s, (uint32_t)ti, e, red) != 0) {
-                    free(skip);
-                    freeReplyObject(pend);
-                    freeReplyObject(r);
-                    return 0;
-                }
-            }
-            free(skip);
-            freeReplyObject(pend);
+            int rc = deliver_pending(s, ti, r->element[1], why, whysz);
             bool done = !strcmp(s->cursor[ti], "0-0");
             freeReplyObject(r);
+            if (rc)
+                return rc < 0 ? -1 : 0;
             if (done)
                 break;
+        }
+    }
+    return 0;
+}
+
+/* After (re)connecting: entries the server already handed to this consumer
+ * but that never reached it (the reply was lost with the connection, or a
+ * previous process with the same consumer name died) are read again from
+ * our own PEL at once, instead of waiting for processingTimeout. Returns 0,
+ * or -1 when the connection broke. */
+static int recover_own(struct rsub *s, char *why, size_t whysz)
+{
+    for (size_t ti = 0; ti < s->ntopics; ti++) {
+        char after[R_ID_MAX] = "0";
+        for (int round = 0; round < 64; round++) {
+            unsigned cap = ofe_sub__wait_capacity(s->sub, 1000);
+            if (!cap || sub_stopping(s))
+                return 0; /* the rest is claimed later */
+            if (cap > s->x->cf.queue_depth)
+                cap = s->x->cf.queue_depth;
+            char count[24];
+            snprintf(count, sizeof(count), "%u", cap);
+            const char *argv[] = {"XREADGROUP", "GROUP",   s->group,      s->consumer, "COUNT",
+                                  count,        "STREAMS", s->topics[ti], after};
+            redisReply *r = sub_cmd(s, 9, argv, NULL, why, whysz);
+            if (!r)
+                return -1;
+            redisReply *ents = NULL;
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+                r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
+                r->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+                ents = r->element[0]->element[1];
+            if (!ents || !ents->elements) {
+                freeReplyObject(r); /* none left (or NOGROUP: the read loop handles it) */
+                break;
+            }
+            redisReply *last = ents->element[ents->elements - 1];
+            if (last->type == REDIS_REPLY_ARRAY && last->elements >= 1 &&
+                last->element[0]->type == REDIS_REPLY_STRING)
+                snprintf(after, sizeof(after), "%.*s", (int)last->element[0]->len,
+                         last->element[0]->str);
+            int rc = deliver_pending(s, ti, ents, why, whysz);
+            freeReplyObject(r);
+            if (rc)
+                return rc < 0 ? -1 : 0;
         }
     }
     return 0;
@@ -1585,6 +1639,13 @@ static void *sub_run(void *arg)
                     sub_drop_conn(s);
                 sub_sleep(s,
                           ofe_pubsub__backoff_ms(attempt++, R_BACKOFF_BASE_MS, R_BACKOFF_CAP_MS));
+                continue;
+            }
+            if (recover_own(s, why, sizeof(why)) != 0) {
+                if (sub_stopping(s))
+                    break;
+                sub_state(s, false, why);
+                sub_drop_conn(s);
                 continue;
             }
             groups_ok = true;

@@ -42,3 +42,4 @@ ofe_unit_test(test_pubsub_cli integration/pubsub_cli_test.c LABELS integration p
 if(TARGET test_pubsub_cli)
   add_dependencies(test_pubsub_cli ofe-cli)
 endif()
+ofe_pubsub_conformance(embedded)
