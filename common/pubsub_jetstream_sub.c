@@ -4,16 +4,26 @@
  * per topic (nats-server 2.9 filters one subject per consumer), named from
  * (durableName, G, Ti) and shared by every member of G, with explicit acks,
  * AckWait / MaxDeliver / BackOff / MaxAckPending from the options. One
- * thread per consumer fetches in batches no larger than the room left
- * under max_inflight (a reservation shared by the threads of one
- * subscription keeps the sum bounded), decodes and delivers.
+ * thread per consumer pulls in batches no larger than the room left under
+ * max_inflight (a reservation shared by the threads of one subscription
+ * keeps the sum bounded), decodes and delivers.
  *
- * ack = natsMsg_Ack (asynchronous: a lost ack means one more delivery,
- * never a lost event); nack = natsMsg_NakWithDelay (the server owns the
- * redelivery); a message left by a member that stops is given back with a
- * Nak so another member gets it at once; one held by a member that dies is
- * redelivered by the server after AckWait. The redelivery count comes from
- * the message's JetStream metadata (NumDelivered - 1). */
+ * Pulling is the JetStream pull protocol spoken directly over a plain
+ * subscription on a private inbox: one request {"batch":k,"expires":1s} at
+ * a time, replies to <inbox>.<request number>, status messages (404, 408,
+ * 409, 503) ending a request. (cnats 3.4.1's natsSubscription_Fetch was
+ * seen returning more messages than the batch it was asked for after a
+ * reconnect; this way every delivery is counted against max_inflight, and
+ * one that arrives for a request already given up waits for room.)
+ *
+ * ack = "+ACK" on the message's reply subject (asynchronous: a lost ack
+ * means one more delivery, never a lost event); nack = "-NAK" with the
+ * delay (the server owns the redelivery); a message left by a member that
+ * stops is given back with a Nak so another member gets it at once; one
+ * held by a member that dies is redelivered by the server after AckWait.
+ * The redelivery count comes from the message's JetStream metadata in its
+ * reply subject ($JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.
+ * <ts>.<pending>): delivered - 1. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,8 +36,10 @@
 #include "ofe/log.h"
 #include "pubsub_jetstream_int.h"
 
-#define FETCH_MAX        256 /* messages per pull request at most */
-#define FETCH_TIMEOUT_MS 500 /* also bounds how long stop waits */
+#define FETCH_MAX       256  /* messages per pull request at most */
+#define PULL_EXPIRES_MS 1000 /* how long the server keeps a pull request */
+#define PULL_GRACE_MS   250  /* after which a request surely brings nothing */
+#define WAIT_MS         200  /* longest wait in the loop: bounds how long stop takes */
 
 struct jsub;
 
@@ -37,7 +49,12 @@ struct jcons {
     const char *topic; /* the subscription's copy */
     char durable[OFE_JS_NAME_MAX + 1];
     char filter[1024];
-    natsSubscription *nsub; /* bound pull subscription, NULL until made */
+    char next_subj[OFE_JS_NAME_MAX * 2 + 64]; /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable> */
+    natsSubscription *nsub;                   /* on <inbox>.*, NULL until the consumer is made */
+    char inbox[128];
+    uint64_t reqid;      /* number of the request in progress (0: none) */
+    unsigned req_left;   /* deliveries it may still bring (reserved) */
+    uint64_t req_end_ns; /* when it surely brings nothing more */
     pthread_t thr;
     bool started;
     unsigned attempt;
@@ -246,19 +263,24 @@ static int make_consumer(struct jcons *c, char *errstr, size_t errstr_size)
         return ofe_err(errstr, errstr_size, OFE_EREMOTE, "cannot look up consumer %s: %s",
                        c->durable, js__errtext(s, txt, sizeof(txt)));
     }
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = b->stream;
-    so.Consumer = c->durable;
-    so.ManualAck = true;
-    natsSubscription *nsub = NULL;
-    s = js_PullSubscribe(&nsub, b->js, c->filter, c->durable, NULL, &so, &jerr);
+    natsInbox *inbox = NULL;
+    s = natsInbox_Create(&inbox);
+    if (s == NATS_OK) {
+        snprintf(c->inbox, sizeof(c->inbox), "%s", (const char *)inbox);
+        char wild[160];
+        snprintf(wild, sizeof(wild), "%s.*", c->inbox);
+        s = natsConnection_SubscribeSync(&c->nsub, b->nc, wild);
+    }
+    natsInbox_Destroy(inbox);
     if (s != NATS_OK)
-        return ofe_err(errstr, errstr_size, OFE_EREMOTE, "cannot bind to consumer %s: %s",
+        return ofe_err(errstr, errstr_size, OFE_EREMOTE, "cannot subscribe for consumer %s: %s",
                        c->durable, js__errtext(s, txt, sizeof(txt)));
-    /* the messages of one fetch are all the subscription queues */
-    natsSubscription_SetPendingLimits(nsub, -1, -1);
-    c->nsub = nsub;
+    /* a request's messages queue here until delivered: bounded by its batch */
+    natsSubscription_SetPendingLimits(c->nsub, -1, -1);
+    snprintf(c->next_subj, sizeof(c->next_subj), "$JS.API.CONSUMER.MSG.NEXT.%s.%s", b->stream,
+             c->durable);
+    c->reqid = 0;
+    c->req_left = 0;
     return 0;
 }
 
@@ -283,23 +305,79 @@ static void unreserve(struct jsub *s, unsigned k)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* Reads the delivery count and the pending count from a JetStream reply
+ * subject: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.
+ * <pending> (9 tokens), or the form with domain and account hash
+ * ($JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>..., 11 or 12
+ * tokens). Returns false when it is not one. */
+static bool parse_ack_subject(const char *r, uint64_t *delivered, uint64_t *pending)
+{
+    if (!r || strncmp(r, "$JS.ACK.", 8) != 0)
+        return false;
+    const char *tok[14];
+    size_t len[14], n = 0;
+    const char *p = r;
+    while (n < 14) {
+        const char *dot = strchr(p, '.');
+        tok[n] = p;
+        len[n] = dot ? (size_t)(dot - p) : strlen(p);
+        n++;
+        if (!dot)
+            break;
+        p = dot + 1;
+    }
+    size_t di, pi;
+    if (n == 9) {
+        di = 4;
+        pi = 8;
+    } else if (n == 11 || n == 12) {
+        di = 6;
+        pi = 10;
+    } else {
+        return false;
+    }
+    uint64_t v[2] = {0, 0};
+    size_t idx[2] = {di, pi};
+    for (int k = 0; k < 2; k++) {
+        if (!len[idx[k]] || len[idx[k]] > 19)
+            return false;
+        for (size_t i = 0; i < len[idx[k]]; i++) {
+            char ch = tok[idx[k]][i];
+            if (ch < '0' || ch > '9')
+                return false;
+            v[k] = v[k] * 10 + (uint64_t)(ch - '0');
+        }
+    }
+    *delivered = v[0];
+    *pending = v[1];
+    return true;
+}
+
+/* Sends an acknowledgement body ("+ACK", "-NAK ...") for a delivery. */
+static natsStatus send_ack(struct jsub *s, natsMsg *nm, const char *body)
+{
+    const char *reply = natsMsg_GetReply(nm);
+    if (!reply || !*reply)
+        return NATS_ILLEGAL_STATE;
+    return natsConnection_Publish(s->b->nc, reply, body, (int)strlen(body));
+}
+
 /* Turns one fetched NATS message into an ofe_msg and delivers it. */
 static void deliver(struct jcons *c, natsMsg *nm)
 {
     struct jsub *s = c->s;
     struct ofe_msg *m = ofe_msg__new(s->sub, c->topic, sizeof(struct jmsg));
     if (!m) {
-        natsMsg_Nak(nm, NULL);
+        send_ack(s, nm, "-NAK");
         natsMsg_Destroy(nm);
         return;
     }
     struct jmsg *jm = (struct jmsg *)m->priv;
     jm->nm = nm;
-    jsMsgMetaData *meta = NULL;
-    if (natsMsg_GetMetaData(&meta, nm) == NATS_OK) {
-        m->redeliveries = meta->NumDelivered > 1 ? (uint32_t)(meta->NumDelivered - 1) : 0;
-        ofe_gauge_set(c->g_pending, (double)meta->NumPending);
-        jsMsgMetaData_Destroy(meta);
+    uint64_t delivered = 0, pending = 0;
+    if (parse_ack_subject(natsMsg_GetReply(nm), &delivered, &pending)) {
+        m->redeliveries = delivered > 1 ? (uint32_t)(delivered - 1) : 0;
+        ofe_gauge_set(c->g_pending, (double)pending);
     }
     struct ofe_hdrs h;
     ofe_hdrs_init(&h);
@@ -332,6 +410,100 @@ static void deliver(struct jcons *c, natsMsg *nm)
     ofe_sub__deliver(s->sub, m);
 }
 
+static void drop_binding(struct jcons *c)
+{
+    if (c->nsub) {
+        natsSubscription_Unsubscribe(c->nsub);
+        natsSubscription_Destroy(c->nsub);
+        c->nsub = NULL;
+    }
+    if (c->reqid && c->req_left)
+        unreserve(c->s, c->req_left);
+    c->reqid = 0;
+    c->req_left = 0;
+}
+
+static void end_request(struct jcons *c)
+{
+    if (c->req_left)
+        unreserve(c->s, c->req_left);
+    c->reqid = 0;
+    c->req_left = 0;
+}
+
+/* Sends a pull request for up to k messages (k already reserved). */
+static natsStatus send_pull(struct jcons *c, unsigned k)
+{
+    static uint64_t seq;
+    char reply[200], body[96];
+    uint64_t id = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+    snprintf(reply, sizeof(reply), "%s.%" PRIu64, c->inbox, id);
+    int n = snprintf(body, sizeof(body), "{\"batch\":%u,\"expires\":%" PRIu64 "}", k,
+                     (uint64_t)PULL_EXPIRES_MS * 1000000u);
+    natsStatus st = natsConnection_PublishRequest(c->s->b->nc, c->next_subj, reply, body, n);
+    if (st == NATS_OK) {
+        c->reqid = id;
+        c->req_left = k;
+        c->req_end_ns = js__now_ns() + (uint64_t)(PULL_EXPIRES_MS + PULL_GRACE_MS) * 1000000u;
+    }
+    return st;
+}
+
+/* The request number a reply subject <inbox>.<n> names, or 0. */
+static uint64_t reply_id(const struct jcons *c, const char *subj)
+{
+    size_t il = strlen(c->inbox);
+    if (!subj || strncmp(subj, c->inbox, il) != 0 || subj[il] != '.')
+        return 0;
+    return strtoull(subj + il + 1, NULL, 10);
+}
+
+/* Waits for room for one delivery that came outside a reservation (a
+ * request already given up). Returns false when stopping. */
+static bool reserve_one(struct jsub *s)
+{
+    for (;;) {
+        unsigned cap = ofe_sub__capacity(s->sub);
+        pthread_mutex_lock(&s->lock);
+        bool ok = cap > s->reserved;
+        if (ok)
+            s->reserved++;
+        bool stop = s->stop;
+        pthread_mutex_unlock(&s->lock);
+        if (ok)
+            return true;
+        if (stop)
+            return false;
+        ofe_sub__wait_capacity(s->sub, WAIT_MS);
+    }
+}
+
+/* One status message (no data, a Status header) of the pull protocol. */
+static void on_status(struct jcons *c, natsMsg *nm, const char *code)
+{
+    struct js_bus *b = c->s->b;
+    uint64_t id = reply_id(c, natsMsg_GetSubject(nm));
+    const char *desc = NULL;
+    natsMsgHeader_Get(nm, "Description", &desc);
+    if (!strcmp(code, "100"))
+        return; /* idle heartbeat */
+    if (!strcmp(code, "503")) {
+        /* nobody answers for the consumer: it (or the stream) is gone */
+        drop_binding(c);
+        js__stream_suspect(b);
+        return;
+    }
+    if (!strcmp(code, "409") && desc && strstr(desc, "Consumer Deleted")) {
+        OFE_WARN(b->comp, "jetstream", "consumer %s was deleted; making it again", c->durable);
+        drop_binding(c);
+        return;
+    }
+    if (!strcmp(code, "409") && desc && !strstr(desc, "Exceeded MaxWaiting"))
+        OFE_DEBUG(b->comp, "jetstream", "consumer %s: %s %s", c->durable, code, desc);
+    if (id && id == c->reqid)
+        end_request(c); /* 404, 408, 409: this request brings nothing more */
+}
+
 static void *cons_run(void *arg)
 {
     struct jcons *c = arg;
@@ -352,46 +524,71 @@ static void *cons_run(void *arg)
                 continue;
             }
             c->err[0] = '\0';
-            c->attempt = 0;
         }
-        unsigned k = reserve(s);
-        if (!k) {
-            ofe_sub__wait_capacity(s->sub, FETCH_TIMEOUT_MS);
-            continue;
-        }
-        natsMsgList list = {NULL, 0};
-        jsErrCode jerr = 0;
-        natsStatus st = natsSubscription_Fetch(&list, c->nsub, (int)k, FETCH_TIMEOUT_MS, &jerr);
-        if (st == NATS_OK) {
-            for (int i = 0; i < list.Count; i++) {
-                natsMsg *nm = list.Msgs[i];
-                list.Msgs[i] = NULL;
-                deliver(c, nm);
+        uint64_t now = js__now_ns();
+        if (c->reqid && now >= c->req_end_ns)
+            end_request(c);
+        if (!c->reqid) {
+            if (natsConnection_Status(b->nc) != NATS_CONN_STATUS_CONNECTED) {
+                /* a request buffered while disconnected would come back
+                 * late: pull only on a live connection */
+                sleep_or_stop(s, 50);
+                continue;
             }
-            natsMsgList_Destroy(&list);
-            unreserve(s, k);
-            c->attempt = 0;
-            continue;
+            unsigned k = reserve(s);
+            if (!k) {
+                ofe_sub__wait_capacity(s->sub, WAIT_MS);
+                continue;
+            }
+            natsStatus st = send_pull(c, k);
+            if (st != NATS_OK) {
+                unreserve(s, k);
+                sleep_or_stop(s, ofe_pubsub__backoff_ms(c->attempt++, 50, 2000) + 20);
+                continue;
+            }
+            now = js__now_ns();
         }
-        unreserve(s, k);
+        int64_t wait = (int64_t)((c->req_end_ns > now ? c->req_end_ns - now : 0) / 1000000u);
+        if (wait > WAIT_MS)
+            wait = WAIT_MS;
+        natsMsg *nm = NULL;
+        natsStatus st = natsSubscription_NextMsg(&nm, c->nsub, wait > 0 ? wait : 1);
         if (st == NATS_TIMEOUT)
             continue;
-        /* Disconnected: cnats reconnects, the binding stays. Anything else
-         * (no responders: JetStream restarting, or the consumer or stream
-         * deleted; a consumer error): bind again, making the consumer (and
-         * the management thread the stream) again when they are gone. */
-        js__errtext(st, err, sizeof(err));
-        if (st != NATS_CONNECTION_DISCONNECTED && st != NATS_CONNECTION_CLOSED) {
-            if (st != NATS_NO_RESPONDERS)
-                OFE_WARN(b->comp, "jetstream", "fetch from consumer %s: %s", c->durable, err);
-            else
-                js__stream_suspect(b);
-            natsSubscription_Unsubscribe(c->nsub);
-            natsSubscription_Destroy(c->nsub);
-            c->nsub = NULL;
+        if (st != NATS_OK) {
+            /* slow consumer notices and the like: the request is lost */
+            js__errtext(st, err, sizeof(err));
+            OFE_DEBUG(b->comp, "jetstream", "consumer %s: %s", c->durable, err);
+            end_request(c);
+            if (st == NATS_CONNECTION_CLOSED || st == NATS_INVALID_SUBSCRIPTION)
+                drop_binding(c);
+            sleep_or_stop(s, 50);
+            continue;
         }
-        sleep_or_stop(s, ofe_pubsub__backoff_ms(c->attempt++, 50, 2000) + 20);
+        const char *code = NULL;
+        if (natsMsg_GetDataLength(nm) == 0 && natsMsgHeader_Get(nm, "Status", &code) == NATS_OK &&
+            code) {
+            on_status(c, nm, code);
+            natsMsg_Destroy(nm);
+            continue;
+        }
+        c->attempt = 0;
+        /* deliveries carry the stream subject, not the request's: count
+         * them against the request in progress, the rest waits for room */
+        bool counted = c->reqid && c->req_left > 0;
+        if (counted) {
+            c->req_left--; /* its unit of the reservation moves to in flight */
+        } else if (!reserve_one(s)) {
+            send_ack(s, nm, "-NAK");
+            natsMsg_Destroy(nm);
+            continue;
+        }
+        deliver(c, nm);
+        unreserve(s, 1);
+        if (counted && c->req_left == 0)
+            c->reqid = 0; /* the request is complete */
     }
+    end_request(c);
     return NULL;
 }
 
@@ -454,6 +651,20 @@ void js__stop(void *ctx, void *sctx)
             pthread_join(s->cons[i].thr, NULL);
             s->cons[i].started = false;
         }
+    /* Deliveries that arrived and were not handed out go back at once;
+     * unsubscribing stops more (what is on the wire waits for AckWait). */
+    for (size_t i = 0; i < s->ncons; i++) {
+        struct jcons *c = &s->cons[i];
+        if (!c->nsub)
+            continue;
+        natsSubscription_Unsubscribe(c->nsub);
+        natsMsg *nm = NULL;
+        while (natsSubscription_NextMsg(&nm, c->nsub, 0) == NATS_OK) {
+            if (natsMsg_GetReply(nm) && !strncmp(natsMsg_GetReply(nm), "$JS.ACK.", 8))
+                send_ack(s, nm, "-NAK");
+            natsMsg_Destroy(nm);
+        }
+    }
 }
 
 void js__release(void *ctx, void *sctx)
@@ -471,7 +682,6 @@ void js__release(void *ctx, void *sctx)
     s->held = NULL;
     for (size_t i = 0; i < s->ncons; i++)
         if (s->cons[i].nsub) {
-            /* bound to a consumer we made ourselves: unsubscribing keeps it */
             natsSubscription_Unsubscribe(s->cons[i].nsub);
             natsSubscription_Destroy(s->cons[i].nsub);
         }
@@ -501,12 +711,12 @@ static natsMsg *take(struct jsub *s, struct ofe_msg *m)
 
 void js__ack(void *ctx, void *sctx, struct ofe_msg *m)
 {
-    natsMsg *nm = take(sctx, m);
+    struct jsub *s = sctx;
+    natsMsg *nm = take(s, m);
     if (!nm)
         return;
-    natsStatus st = natsMsg_Ack(nm, NULL);
+    natsStatus st = send_ack(s, nm, "+ACK");
     if (st != NATS_OK) {
-        struct jsub *s = sctx;
         char txt[256];
         OFE_DEBUG(s->b->comp, "jetstream", "ack lost (%s): the event comes again after AckWait",
                   js__errtext(st, txt, sizeof(txt)));
@@ -516,13 +726,17 @@ void js__ack(void *ctx, void *sctx, struct ofe_msg *m)
 
 void js__nack(void *ctx, void *sctx, struct ofe_msg *m, uint32_t delay_ms)
 {
-    natsMsg *nm = take(sctx, m);
+    struct jsub *s = sctx;
+    natsMsg *nm = take(s, m);
     if (!nm)
         return;
+    char body[64];
     if (delay_ms)
-        natsMsg_NakWithDelay(nm, (int64_t)delay_ms, NULL);
+        snprintf(body, sizeof(body), "-NAK {\"delay\": %" PRIu64 "}",
+                 (uint64_t)delay_ms * 1000000u);
     else
-        natsMsg_Nak(nm, NULL);
+        snprintf(body, sizeof(body), "-NAK");
+    send_ack(s, nm, body);
     natsMsg_Destroy(nm);
 }
 
