@@ -344,6 +344,11 @@ static void rc_text(struct mqtt_conn *c, int rc, int err, char *buf, size_t size
 {
     if (rc == MOSQ_ERR_ERRNO)
         snprintf(buf, size, "%s", strerror(err));
+    else if (rc == MOSQ_ERR_KEEPALIVE)
+        snprintf(buf, size, "no answer within the keep-alive interval (%d s)%s", c->o->keepalive_s,
+                 c->role == MQTT_SUB ? "; a message left unacknowledged that long stalls the "
+                                       "connection (its PUBACK and PINGREQ wait)"
+                                     : "");
     else if (rc == MOSQ_ERR_EAI || rc == MOSQ_ERR_LOOKUP)
         snprintf(buf, size, "cannot resolve host '%s'", c->o->host);
     else if ((rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE || rc == MOSQ_ERR_CONN_LOST ||

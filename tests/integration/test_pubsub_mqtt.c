@@ -74,6 +74,7 @@ struct mopt {
     const char *username, *password;
     const char *ca_cert, *client_cert, *client_key;
     int64_t keep_alive_ms;
+    int64_t session_expiry_ms;
     const char *client_id;
     uint32_t publish_timeout_ms;
 };
@@ -84,7 +85,7 @@ static int open_mqtt(const struct mopt *o, struct ofe_bus **out, char *err, size
         .url = (char *)o->url,
         .consumer_id = (char *)o->consumer_id,
         .qos = o->qos ? o->qos : 1,
-        .session_expiry_ms = 3600 * 1000,
+        .session_expiry_ms = o->session_expiry_ms ? o->session_expiry_ms : 3600 * 1000,
         .keep_alive_ms = o->keep_alive_ms ? o->keep_alive_ms : 60000,
         .protocol_version = o->version,
         .username = (char *)o->username,
@@ -847,6 +848,78 @@ static void test_unresolved_at_close_come_back(void **state)
     ofe_bus_close(b, 2000);
 }
 
+/* A member that vanished with unacked messages and does not come back
+ * within sessionExpiry loses them: mosquitto drops the session and gives
+ * them to nobody. (Closing with an abandoned message drops the connection
+ * without DISCONNECT, as a crash does.) */
+static void test_expired_session_loses_held_messages(void **state)
+{
+    char topic[64], group[64], why[400], err[600];
+    name(topic, sizeof(topic), "expiry");
+    name(group, sizeof(group), "expiry");
+    struct mopt o = {.url = SRV->url, .session_expiry_ms = 2000};
+    struct ofe_bus *b = NULL;
+    assert_int_equal(open_mqtt(&o, &b, err, sizeof(err)), 0);
+    struct coll c;
+    coll_init(&c, DO_HOLD);
+    struct ofe_sub *s = sub_on(b, topic, group, "short", 8, &c);
+    assert_true(wait_ready(b, 10000, why, sizeof(why)));
+    publish_ok(b, topic, "ex-1");
+    assert_true(wait_n(&c, 1, 5000));
+    pthread_mutex_lock(&c.lock);
+    struct ofe_msg *m = c.held[0];
+    c.nheld = 0;
+    pthread_mutex_unlock(&c.lock);
+    ofe_msg_nack(m, 60000); /* abandoned at close: no PUBACK, no DISCONNECT */
+    ofe_sub_close(s);
+    msleep(3500);
+    struct coll c2;
+    coll_init(&c2, DO_ACK);
+    s = sub_on(b, topic, group, "short", 8, &c2);
+    publish_ok(b, topic, "ex-2");
+    assert_true(wait_n(&c2, 1, 5000));
+    msleep(300);
+    assert_int_equal(coll_count(&c2, "ex-1"), 0); /* lost with the session */
+    assert_int_equal(coll_count(&c2, "ex-2"), 1);
+    ofe_sub_close(s);
+    coll_fini(&c);
+    coll_fini(&c2);
+    ofe_bus_close(b, 2000);
+}
+
+/* A message held unacked for longer than the keep-alive interval stalls
+ * the connection's writes (PINGREQ queues behind its PUBACK): the
+ * connection drops and the broker sends the message again. */
+static void test_hold_longer_than_keepalive(void **state)
+{
+    char topic[64], group[64], why[400], err[600];
+    name(topic, sizeof(topic), "keepalive");
+    name(group, sizeof(group), "keepalive");
+    struct mopt o = {.url = SRV->url, .keep_alive_ms = 5000};
+    struct ofe_bus *b = NULL;
+    assert_int_equal(open_mqtt(&o, &b, err, sizeof(err)), 0);
+    struct coll c;
+    coll_init(&c, DO_HOLD);
+    struct ofe_sub *s = sub_on(b, topic, group, "slow", 8, &c);
+    assert_true(wait_ready(b, 10000, why, sizeof(why)));
+    publish_ok(b, topic, "ka-1");
+    assert_true(wait_n(&c, 1, 5000));
+    pthread_mutex_lock(&c.lock);
+    c.action = DO_ACK; /* the copy that comes again is acked */
+    pthread_mutex_unlock(&c.lock);
+    assert_true(wait_n(&c, 2, 20000));
+    assert_int_equal(coll_count(&c, "ka-1"), 2);
+    release_held(&c, true); /* the first copy, acked late: no effect */
+    assert_true(wait_ready(b, 10000, why, sizeof(why)));
+    publish_ok(b, topic, "ka-2");
+    assert_true(wait_n(&c, 3, 5000));
+    msleep(300);
+    assert_int_equal(coll_count(&c, "ka-1"), 2);
+    ofe_sub_close(s);
+    coll_fini(&c);
+    ofe_bus_close(b, 2000);
+}
+
 /* Messages delivered and not acked while the broker restarts come again on
  * the resumed session; the clients reconnect by themselves. */
 static void test_broker_restart_with_held_messages(void **state)
@@ -1167,6 +1240,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_killed_member_resumes_its_session),
         cmocka_unit_test(test_nack_redelivers),
         cmocka_unit_test(test_unresolved_at_close_come_back),
+        cmocka_unit_test(test_expired_session_loses_held_messages),
+        cmocka_unit_test(test_hold_longer_than_keepalive),
         cmocka_unit_test(test_broker_restart_with_held_messages),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_unreachable_broker),
