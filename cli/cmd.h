@@ -14,6 +14,7 @@ struct ofe_cmd {
 int cmd_ce(int argc, char **argv);
 int cmd_cesql(int argc, char **argv);
 int cmd_config_validate(int argc, char **argv); /* ofe validate */
+int cmd_sink(int argc, char **argv);            /* ofe sink */
 int cmd_publish(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
 

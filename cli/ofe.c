@@ -16,6 +16,7 @@ static const struct ofe_cmd commands[] = {
     {"cesql", "evaluate a CloudEvents SQL expression against an event", cmd_cesql},
     {"publish", "publish CloudEvents (JSON) to a bus topic, wait for confirmation", cmd_publish},
     {"tail", "print the events of bus topics as JSON lines as they arrive", cmd_tail},
+    {"sink", "receive CloudEvents over HTTP and print them (a test and debugging sink)", cmd_sink},
     {"validate", "check configuration files (YAML)", cmd_config_validate},
     {"version", "print the version", cmd_version},
 };
