@@ -547,6 +547,15 @@ int ofe_http_client_submit(struct ofe_http_client *c, const struct ofe_http_req 
     o->hdrs = curl_slist_append(NULL, "Expect:");
     if (!o->hdrs)
         goto nomem;
+    /* Without a Content-Type of ours, libcurl would send its POST default
+     * (application/x-www-form-urlencoded), which a CloudEvents receiver
+     * reads as the datacontenttype: send none instead. */
+    if (!req->headers || !ofe_hdrs_get(req->headers, "content-type")) {
+        struct curl_slist *n = curl_slist_append(o->hdrs, "Content-Type:");
+        if (!n)
+            goto nomem;
+        o->hdrs = n;
+    }
     for (size_t i = 0; req->headers && i < req->headers->n; i++) {
         const struct ofe_hdr *h = &req->headers->v[i];
         struct ofe_buf line = OFE_BUF_INIT;
