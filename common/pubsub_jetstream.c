@@ -44,7 +44,6 @@
 /* One publish until it completes. */
 struct jpub {
     struct ofe_pub *p;
-    char *subject;
     natsMsg *msg;         /* the attempt in flight (key in the map), or NULL */
     uint64_t sent_epoch;  /* b->epoch when the attempt was handed to cnats */
     uint64_t deadline_ns; /* publish_timeout_ms after the publish */
@@ -54,6 +53,7 @@ struct jpub {
     char last_err[200];
     struct jpub *prev, *next; /* b->pubs */
     struct jpub *rnext;       /* b->retry */
+    char subject[];           /* "<stream>.<topic>" */
 };
 
 void js__copy(char *dst, size_t size, const char *src)
@@ -212,6 +212,7 @@ static bool valid_stream_name(const char *s)
 static void on_connected(natsConnection *nc, void *closure)
 {
     struct js_bus *b = closure;
+    __atomic_store_n(&b->max_payload, natsConnection_GetMaxPayload(nc), __ATOMIC_RELAXED);
     pthread_mutex_lock(&b->lock);
     b->connected = true;
     b->ever_connected = true;
@@ -227,6 +228,7 @@ static void on_connected(natsConnection *nc, void *closure)
 static void on_reconnected(natsConnection *nc, void *closure)
 {
     struct js_bus *b = closure;
+    __atomic_store_n(&b->max_payload, natsConnection_GetMaxPayload(nc), __ATOMIC_RELAXED);
     pthread_mutex_lock(&b->lock);
     b->connected = true;
     b->async_err[0] = '\0';
@@ -421,7 +423,8 @@ static void list_del(struct js_bus *b, struct jpub *jp)
         jp->next->prev = jp->prev;
     jp->prev = jp->next = NULL;
     b->npubs--;
-    pthread_cond_broadcast(&b->cond);
+    if (b->closing) /* only close() waits for this (a wakeup per PubAck costs) */
+        pthread_cond_broadcast(&b->cond);
 }
 
 static void retry_del(struct js_bus *b, struct jpub *jp)
@@ -450,7 +453,6 @@ static void unlink_pub(struct js_bus *b, struct jpub *jp)
 static void finish(struct jpub *jp, int err, const char *msg)
 {
     ofe_pub__done(jp->p, err, msg);
-    free(jp->subject);
     free(jp);
 }
 
@@ -489,17 +491,59 @@ static int deadline_error(struct js_bus *b, struct jpub *jp, char *buf, size_t s
 
 /* Builds the NATS message of an event. Returns 0, OFE_EINVAL (invalid
  * event, errstr says why) or OFE_ENOMEM. */
+/* Per-thread encoding buffers, kept between publishes (no allocation per
+ * event once warm); freed when the thread exits. */
+struct scratch {
+    struct ofe_hdrs h;
+    struct ofe_buf body;
+};
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    struct scratch *sc = p;
+    ofe_hdrs_fini(&sc->h);
+    ofe_buf_fini(&sc->body);
+    free(sc);
+}
+
+static void scratch_init(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
+static struct scratch *scratch_get(void)
+{
+    pthread_once(&scratch_once, scratch_init);
+    struct scratch *sc = pthread_getspecific(scratch_key);
+    if (!sc && (sc = calloc(1, sizeof(*sc))) != NULL) {
+        ofe_hdrs_init(&sc->h);
+        ofe_buf_init(&sc->body);
+        if (pthread_setspecific(scratch_key, sc) != 0) {
+            scratch_free(sc);
+            sc = NULL;
+        }
+    }
+    if (sc) {
+        ofe_hdrs_reset(&sc->h);
+        ofe_buf_reset(&sc->body);
+    }
+    return sc;
+}
+
 static int build_msg(struct js_bus *b, const char *subject, const struct ofe_ce *ev, natsMsg **out,
                      size_t *wire_size, char *errstr, size_t errstr_size)
 {
-    struct ofe_hdrs h;
-    struct ofe_buf body_buf = OFE_BUF_INIT;
+    struct scratch *sc = scratch_get();
+    if (!sc)
+        return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
+    struct ofe_hdrs *hp = &sc->h;
     const void *body = NULL;
     size_t blen = 0;
     char txt[256];
     natsMsg *m = NULL;
-    ofe_hdrs_init(&h);
-    int rc = ofe_ce_nats_encode(ev, OFE_CE_BINARY, OFE_CE_BIND_TYPEHINTS, &h, &body_buf, &body,
+    int rc = ofe_ce_nats_encode(ev, OFE_CE_BINARY, OFE_CE_BIND_TYPEHINTS, hp, &sc->body, &body,
                                 &blen, errstr, errstr_size);
     if (rc)
         goto out;
@@ -516,8 +560,8 @@ static int build_msg(struct js_bus *b, const char *subject, const struct ofe_ce 
     }
     size_t wire = blen + 12; /* "NATS/1.0\r\n" ... "\r\n" */
     char stackbuf[512];
-    for (size_t i = 0; i < h.n; i++) {
-        const struct ofe_hdr *e = &h.v[i];
+    for (size_t i = 0; i < hp->n; i++) {
+        const struct ofe_hdr *e = &hp->v[i];
         size_t need = e->name_len + e->value_len + 2;
         char *kv = need <= sizeof(stackbuf) ? stackbuf : malloc(need);
         if (!kv) {
@@ -544,8 +588,6 @@ static int build_msg(struct js_bus *b, const char *subject, const struct ofe_ce 
     m = NULL;
 out:
     natsMsg_Destroy(m);
-    ofe_hdrs_fini(&h);
-    ofe_buf_fini(&body_buf);
     return rc;
 }
 
@@ -564,7 +606,7 @@ static enum submit_result submit(struct js_bus *b, struct jpub *jp, int *err, ch
         *err = rc;
         return SUBMIT_FAIL;
     }
-    int64_t maxp = b->nc ? natsConnection_GetMaxPayload(b->nc) : 0;
+    int64_t maxp = __atomic_load_n(&b->max_payload, __ATOMIC_RELAXED);
     if (maxp > 0 && (int64_t)wire > maxp) {
         natsMsg_Destroy(m);
         *err = ofe_err(errmsg, errmsg_size, OFE_EINVAL,
@@ -694,17 +736,17 @@ static int js_publish(void *ctx, const char *topic, struct ofe_pub *p, char *err
     int rc = js__subject(b, topic, subject, sizeof(subject), errstr, errstr_size);
     if (rc)
         return rc;
-    struct jpub *jp = calloc(1, sizeof(*jp));
-    if (!jp || !(jp->subject = strdup(subject))) {
-        free(jp);
+    size_t slen = strlen(subject);
+    struct jpub *jp = malloc(sizeof(*jp) + slen + 1);
+    if (!jp)
         return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
-    }
+    memset(jp, 0, sizeof(*jp));
+    memcpy(jp->subject, subject, slen + 1);
     jp->p = p;
     jp->deadline_ns = js__now_ns() + (uint64_t)ofe_bus__opts(b->bus)->publish_timeout_ms * 1000000u;
     pthread_mutex_lock(&b->lock);
     if (b->closing) {
         pthread_mutex_unlock(&b->lock);
-        free(jp->subject);
         free(jp);
         return ofe_err(errstr, errstr_size, OFE_ECLOSED, "publish: the bus is closing");
     }
@@ -722,11 +764,11 @@ static int js_publish(void *ctx, const char *topic, struct ofe_pub *p, char *err
     if (r == SUBMIT_FAIL)
         unlink_pub(b, jp);
     b->publishers--;
-    pthread_cond_broadcast(&b->cond);
+    if (b->closing)
+        pthread_cond_broadcast(&b->cond);
     pthread_mutex_unlock(&b->lock);
     if (r == SUBMIT_FAIL) {
         /* a bad event fails the call; the core then forgets p */
-        free(jp->subject);
         free(jp);
         return err;
     }
@@ -1027,7 +1069,13 @@ static int js_open(struct ofe_bus *bus, const void *def, void **ctx, char *errst
         return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
     b->bus = bus;
     b->comp = ofe_bus__opts(bus)->component;
-    pthread_mutex_init(&b->lock, NULL);
+    /* held briefly by publishers and the PubAck thread at once: spin a
+     * little before sleeping */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&b->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1125,6 +1173,7 @@ static int js_open(struct ofe_bus *bus, const void *def, void **ctx, char *errst
         }
     }
     if (s == NATS_OK) {
+        __atomic_store_n(&b->max_payload, natsConnection_GetMaxPayload(b->nc), __ATOMIC_RELAXED);
         pthread_mutex_lock(&b->lock);
         b->connected = true;
         b->ever_connected = true;

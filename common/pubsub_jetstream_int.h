@@ -76,6 +76,7 @@ struct js_bus {
     char async_err[300]; /* last connection error known (cleared on connect) */
     bool closed_cb;      /* the connection's closed callback has run */
     bool published;      /* js_PublishMsgAsync was called at least once */
+    int64_t max_payload; /* the server's, 0 until connected (atomic) */
 
     struct js_pmap map;
     struct jpub *pubs; /* every publish not yet completed (list) */

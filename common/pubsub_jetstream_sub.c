@@ -52,9 +52,10 @@ struct jcons {
     char next_subj[OFE_JS_NAME_MAX * 2 + 64]; /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable> */
     natsSubscription *nsub;                   /* on <inbox>.*, NULL until the consumer is made */
     char inbox[128];
-    uint64_t reqid;      /* number of the request in progress (0: none) */
-    unsigned req_left;   /* deliveries it may still bring (reserved) */
-    uint64_t req_end_ns; /* when it surely brings nothing more */
+    struct ofe_hdrs hdrs; /* decoding scratch of the consumer's thread */
+    uint64_t reqid;       /* number of the request in progress (0: none) */
+    unsigned req_left;    /* deliveries it may still bring (reserved) */
+    uint64_t req_end_ns;  /* when it surely brings nothing more */
     pthread_t thr;
     bool started;
     unsigned attempt;
@@ -379,15 +380,15 @@ static void deliver(struct jcons *c, natsMsg *nm)
         m->redeliveries = delivered > 1 ? (uint32_t)(delivered - 1) : 0;
         ofe_gauge_set(c->g_pending, (double)pending);
     }
-    struct ofe_hdrs h;
-    ofe_hdrs_init(&h);
+    struct ofe_hdrs *h = &c->hdrs;
+    ofe_hdrs_reset(h);
     const char **keys = NULL;
     int nkeys = 0;
     if (natsMsgHeader_Keys(nm, &keys, &nkeys) == NATS_OK) {
         for (int i = 0; i < nkeys; i++) {
             const char *v = NULL;
             if (natsMsgHeader_Get(nm, keys[i], &v) == NATS_OK && v)
-                ofe_hdrs_add_ref(&h, keys[i], strlen(keys[i]), v, strlen(v));
+                ofe_hdrs_add_ref(h, keys[i], strlen(keys[i]), v, strlen(v));
         }
         free((void *)keys);
     }
@@ -395,12 +396,12 @@ static void deliver(struct jcons *c, natsMsg *nm)
     const char *data = natsMsg_GetData(nm);
     int len = natsMsg_GetDataLength(nm);
     struct ofe_ce *ev = NULL;
-    if (ofe_ce_nats_decode(&h, data, (size_t)(len > 0 ? len : 0), OFE_CE_BIND_TYPEHINTS, &ev, why,
+    if (ofe_ce_nats_decode(h, data, (size_t)(len > 0 ? len : 0), OFE_CE_BIND_TYPEHINTS, &ev, why,
                            sizeof(why)) == 0)
         m->ev = ev;
     else
         ofe_msg__set_invalid(m, data, (size_t)(len > 0 ? len : 0), why);
-    ofe_hdrs_fini(&h);
+    ofe_hdrs_reset(h);
     pthread_mutex_lock(&s->lock);
     jm->next = s->held;
     if (s->held)
@@ -602,7 +603,11 @@ int js__subscribe(void *ctx, struct ofe_sub *sub, void **sctx, char *errstr, siz
     s->b = b;
     s->sub = sub;
     s->ncons = o->ntopics;
-    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&s->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -613,6 +618,7 @@ int js__subscribe(void *ctx, struct ofe_sub *sub, void **sctx, char *errstr, siz
         struct jcons *c = &s->cons[i];
         c->s = s;
         c->topic = o->topics[i];
+        ofe_hdrs_init(&c->hdrs);
         rc = js__subject(b, c->topic, c->filter, sizeof(c->filter), errstr, errstr_size);
         for (size_t j = 0; j < i && !rc; j++)
             if (!strcmp(s->cons[j].topic, c->topic))
@@ -680,11 +686,13 @@ void js__release(void *ctx, void *sctx)
         jm = n;
     }
     s->held = NULL;
-    for (size_t i = 0; i < s->ncons; i++)
+    for (size_t i = 0; i < s->ncons; i++) {
         if (s->cons[i].nsub) {
             natsSubscription_Unsubscribe(s->cons[i].nsub);
             natsSubscription_Destroy(s->cons[i].nsub);
         }
+        ofe_hdrs_fini(&s->cons[i].hdrs);
+    }
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     free(s);
