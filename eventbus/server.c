@@ -67,6 +67,7 @@ struct bus_block {
 #define CF_SERVING_BLOCKED   0x10u
 #define CF_STILL_BLOCKED     0x20u
 #define CF_EPOLLOUT          0x40u
+#define CF_LOCAL             0x80u /* no socket: fed by bus_client_feed */
 
 struct bus_client {
     struct ev_tag tag;
@@ -447,9 +448,11 @@ static void free_client(struct bus_client *c)
         c->next->prev = c->prev;
     srv->nclients--;
     ofe_gauge_set(srv->m_clients, (double)srv->nclients);
-    epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->fd >= 0) {
+        epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+    }
     bus_tls_conn_free(c->tls);
-    close(c->fd);
     resp_parser_fini(&c->rp);
     free(c->ib);
     ofe_buf_fini(&c->ob);
@@ -460,6 +463,8 @@ static void free_client(struct bus_client *c)
 
 static void set_events(struct bus_client *c, bool out)
 {
+    if (c->fd < 0)
+        return;
     bool has = (c->flags & CF_EPOLLOUT) != 0;
     if (has == out)
         return;
@@ -474,6 +479,8 @@ static void set_events(struct bus_client *c, bool out)
 /* Writes what may be sent. Returns -1 when the client was freed. */
 static int client_write(struct bus_client *c)
 {
+    if (c->flags & CF_LOCAL)
+        return 0;
     uint64_t lim = sendable(c);
     size_t upto = (size_t)(lim - c->obase);
     if (upto > c->ob.len)
@@ -982,6 +989,37 @@ static void client_readable(struct bus_client *c)
         want_write(c);
 }
 
+static struct bus_client *client_alloc(struct bus_server *srv, int fd)
+{
+    struct bus_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->tag.kind = K_CLIENT;
+    c->fd = fd;
+    c->srv = srv;
+    c->id = ++srv->next_client_id;
+    c->ctime_ms = c->last_ms = srv->now;
+    resp_parser_init(&c->rp, 1024 * 1024, srv->o.max_event_size);
+    c->authed = srv->requirepass == NULL;
+    c->rp.unauthenticated = !c->authed;
+    return c;
+}
+
+static void client_link(struct bus_client *c)
+{
+    struct bus_server *srv = c->srv;
+    c->next = srv->clients;
+    if (srv->clients)
+        srv->clients->prev = c;
+    srv->clients = c;
+    srv->nclients++;
+    ofe_gauge_set(srv->m_clients, (double)srv->nclients);
+}
+
+static void run_jobs(struct bus_server *srv);
+static void cron(struct bus_server *srv);
+static void before_sleep(struct bus_server *srv);
+
 static void accept_clients(struct bus_server *srv)
 {
     for (int n = 0; n < 64; n++) {
@@ -1005,19 +1043,11 @@ static void accept_clients(struct bus_server *srv)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        struct bus_client *c = calloc(1, sizeof(*c));
+        struct bus_client *c = client_alloc(srv, fd);
         if (!c) {
             close(fd);
             continue;
         }
-        c->tag.kind = K_CLIENT;
-        c->fd = fd;
-        c->srv = srv;
-        c->id = ++srv->next_client_id;
-        c->ctime_ms = c->last_ms = srv->now;
-        resp_parser_init(&c->rp, 1024 * 1024, srv->o.max_event_size);
-        c->authed = srv->requirepass == NULL;
-        c->rp.unauthenticated = !c->authed;
         char host[48] = "?";
         int port = 0;
         if (ss.ss_family == AF_INET) {
@@ -1047,13 +1077,70 @@ static void accept_clients(struct bus_server *srv)
             free(c);
             continue;
         }
-        c->next = srv->clients;
-        if (srv->clients)
-            srv->clients->prev = c;
-        srv->clients = c;
-        srv->nclients++;
-        ofe_gauge_set(srv->m_clients, (double)srv->nclients);
+        client_link(c);
     }
+}
+
+struct bus_client *bus_client_new_local(struct bus_server *srv)
+{
+    struct bus_client *c = client_alloc(srv, -1);
+    if (!c)
+        return NULL;
+    c->flags |= CF_LOCAL;
+    snprintf(c->addr, sizeof(c->addr), "local");
+    client_link(c);
+    return c;
+}
+
+bool bus_client_feed(struct bus_client *c, const void *p, size_t n)
+{
+    if (c->flags & (CF_CLOSE_AFTER_REPLY | CF_CLOSE_ASAP))
+        return false;
+    if (c->icap - c->ilen < n) {
+        size_t ncap = c->icap ? c->icap : 1024;
+        while (ncap - c->ilen < n)
+            ncap *= 2;
+        char *nb = realloc(c->ib, ncap + 1);
+        if (!nb)
+            return false;
+        c->ib = nb;
+        c->icap = ncap;
+    }
+    memcpy(c->ib + c->ilen, p, n);
+    c->ilen += n;
+    if (c->ilen - resp_keep_from(&c->rp) > c->srv->o.client_ibuf) {
+        c->flags |= CF_CLOSE_ASAP;
+        return false;
+    }
+    process_input(c);
+    return !(c->flags & (CF_CLOSE_AFTER_REPLY | CF_CLOSE_ASAP));
+}
+
+char *bus_client_take_output(struct bus_client *c, size_t *len)
+{
+    *len = c->ob.len;
+    char *out = c->ob.len ? ofe_buf_detach(&c->ob, len) : NULL;
+    c->obase += *len;
+    c->osent = 0;
+    c->nholds = 0;
+    c->hhead = 0;
+    held_del(c);
+    return out;
+}
+
+void bus_client_free_local(struct bus_client *c)
+{
+    if (c)
+        free_client(c);
+}
+
+void bus_server_poll(struct bus_server *srv)
+{
+    srv->now = wall_ms();
+    run_jobs(srv);
+    check_timeouts(srv);
+    cron(srv);
+    before_sleep(srv);
 }
 
 /* ---- HTTP jobs ----------------------------------------------------------------- */
@@ -1162,7 +1249,6 @@ static void update_metrics(struct bus_server *srv)
     }
 }
 
-static void before_sleep(struct bus_server *srv);
 void bus_server_finish(struct bus_server *srv);
 
 static void cron(struct bus_server *srv)

@@ -81,6 +81,23 @@ struct bus_append_job {
  * the caller keeps the job then. */
 int bus_server_submit(struct bus_server *srv, struct bus_append_job *job);
 
+/* ---- clients without a socket (unit tests, fuzzing) ----------------------- */
+
+/* A client fed by the caller instead of a socket (loop thread only). */
+struct bus_client *bus_client_new_local(struct bus_server *srv);
+/* Feeds bytes as if they had been read, runs every complete command and
+ * serves woken blocked clients. Returns false once the server would close
+ * the connection (protocol error, QUIT, a limit); the client stays
+ * allocated until bus_client_free_local. */
+bool bus_client_feed(struct bus_client *c, const void *p, size_t n);
+/* Moves the replies produced so far out (malloc'd, *len bytes; NULL when
+ * none). Replies held for durability are included. */
+char *bus_client_take_output(struct bus_client *c, size_t *len);
+void bus_client_free_local(struct bus_client *c);
+/* One round of the loop's housekeeping without waiting: flush the store,
+ * time out blocked clients, run queued HTTP jobs, cron. */
+void bus_server_poll(struct bus_server *srv);
+
 /* ---- metrics ----------------------------------------------------------- */
 
 struct ofe_metrics;

@@ -1788,6 +1788,46 @@ static int replay_journal_rec(void *arg, int type, const unsigned char *p, size_
     return bus_journal_apply(c->s, type, p, n);
 }
 
+/* A crash cuts the end of a file; other damage (checksums, garbage) is
+ * corruption and its evidence is kept. */
+static bool is_torn(const char *why)
+{
+    return !why || strstr(why, "torn") || strstr(why, "empty");
+}
+
+/* Copies a damaged file to PATH.corrupt before recovery cuts it. */
+static void keep_copy(const char *path, int fd, size_t len)
+{
+    char aside[4300];
+    snprintf(aside, sizeof(aside), "%s.corrupt", path);
+    int out = open(aside, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+        OFE_ERROR(COMP, NULL, "cannot keep a copy of %s: %s", path, strerror(errno));
+        return;
+    }
+    char buf[65536];
+    for (size_t off = 0; off < len;) {
+        ssize_t r = pread(fd, buf, sizeof(buf), (off_t)off);
+        if (r <= 0 || write(out, buf, (size_t)r) != r)
+            break;
+        off += (size_t)r;
+    }
+    close(out);
+}
+
+static bool dir_has_corrupt(const char *dir)
+{
+    DIR *d = opendir(dir);
+    bool found = false;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, ".corrupt"))
+            found = true;
+    if (d)
+        closedir(d);
+    return found;
+}
+
 struct fent {
     uint64_t no;
     int kind; /* 0 segment, 1 journal */
@@ -1925,8 +1965,15 @@ static int load_stream_dir(struct bus_store *st, const char *name, uint64_t dirn
                     OFE_WARN(COMP, s->name, "%s names stream '%.*s'; using it anyway", path,
                              (int)hdr.nlen, hdr.name);
                 }
+                /* A segment header is the stream's state when the segment
+                 * was opened: it wins over counts replayed from a damaged
+                 * predecessor. */
                 if (bus_id_cmp(&hdr.last_id, &s->last_id) > 0)
                     s->last_id = hdr.last_id;
+                if (bus_id_cmp(&hdr.max_deleted, &s->max_deleted) > 0)
+                    s->max_deleted = hdr.max_deleted;
+                if (hdr.entries_added > s->entries_added)
+                    s->entries_added = hdr.entries_added;
                 ctx.s = s;
                 valid = bus_seg_scan(m, len, &hdr, replay_seg_rec, &ctx, &why);
             }
@@ -1935,28 +1982,47 @@ static int load_stream_dir(struct bus_store *st, const char *name, uint64_t dirn
             why = "segment file empty";
         }
         if (!valid) {
-            /* No usable header. A torn first write of the newest segment is
-             * expected after a crash; anything else is reported loudly. */
-            if (last)
+            if (why && strstr(why, "version")) {
+                OFE_ERROR(COMP, s ? s->name : name,
+                          "%s: %s (this ofe-eventbus reads version %d): written by a newer "
+                          "version? Refusing to start rather than touch it",
+                          path, why, BUS_FORMAT_VERSION);
+                close(fd);
+                rc = OFE_EUNSUPP;
+                break;
+            }
+            if (last && (!why || is_torn(why))) {
+                /* The first write of the newest segment was cut by a crash:
+                 * nothing in it was acknowledged under fsync always. */
                 OFE_WARN(COMP, s ? s->name : name, "%s: %s; removing the empty segment", path,
                          why ? why : "invalid");
-            else
-                OFE_ERROR(COMP, s ? s->name : name, "%s: %s; its entries are lost", path,
-                          why ? why : "invalid");
+                close(fd);
+                unlink(path);
+                continue;
+            }
+            char aside[4300];
+            snprintf(aside, sizeof(aside), "%s.corrupt", path);
+            OFE_ERROR(COMP, s ? s->name : name, "%s: %s; moved to %s, its entries are not served",
+                      path, why ? why : "invalid", aside);
             close(fd);
-            unlink(path);
+            if (rename(path, aside) != 0)
+                OFE_ERROR(COMP, NULL, "rename %s: %s", path, strerror(errno));
             continue;
         }
         if (valid < len) {
-            if (last)
+            bool torn = is_torn(why);
+            if (!torn)
+                keep_copy(path, fd, len);
+            if (last && torn)
                 OFE_WARN(COMP, s->name,
-                         "%s: %s at offset %zu; truncating the torn tail (%zu bytes)", path,
-                         why ? why : "invalid data", valid, len - valid);
+                         "%s: %s at offset %zu; truncating the torn tail (%zu bytes)", path, why,
+                         valid, len - valid);
             else
                 OFE_ERROR(COMP, s->name,
-                          "%s: %s at offset %zu in a sealed segment; %zu bytes after it are "
-                          "dropped",
-                          path, why ? why : "invalid data", valid, len - valid);
+                          "%s: %s at offset %zu%s; the log is cut there (%zu bytes dropped, a "
+                          "copy of the file is kept as %s.corrupt)",
+                          path, why ? why : "invalid data", valid,
+                          last ? "" : " in a sealed segment", len - valid, path);
             if (ftruncate(fd, (off_t)valid) != 0)
                 OFE_ERROR(COMP, s->name, "cannot truncate %s: %s", path, strerror(errno));
         }
@@ -2005,16 +2071,33 @@ static int load_stream_dir(struct bus_store *st, const char *name, uint64_t dirn
             size_t valid = m ? journal_scan(m, len, &ctx, &why) : 0;
             if (m)
                 munmap(m, len);
+            if (why && strstr(why, "version")) {
+                OFE_ERROR(COMP, s->name,
+                          "%s: %s (this ofe-eventbus reads version %d); refusing to start", path,
+                          why, BUS_FORMAT_VERSION);
+                close(fd);
+                rc = OFE_EUNSUPP;
+                break;
+            }
             if (!ctx.saw_end) {
                 OFE_WARN(COMP, s->name, "%s: incomplete group snapshot (%s); trying an older one",
                          path, why ? why : "no end marker");
                 drop_all_groups(s);
                 close(fd);
-                unlink(path);
+                if (!is_torn(why)) {
+                    char aside[4300];
+                    snprintf(aside, sizeof(aside), "%s.corrupt", path);
+                    if (rename(path, aside) != 0)
+                        unlink(path);
+                } else {
+                    unlink(path);
+                }
                 continue;
             }
             if (valid < len) {
-                OFE_WARN(COMP, s->name, "%s: %s at offset %zu; truncating the torn tail", path,
+                if (!is_torn(why))
+                    keep_copy(path, fd, len);
+                OFE_WARN(COMP, s->name, "%s: %s at offset %zu; truncating there", path,
                          why ? why : "invalid data", valid);
                 if (ftruncate(fd, (off_t)valid) != 0)
                     OFE_ERROR(COMP, s->name, "cannot truncate %s: %s", path, strerror(errno));
@@ -2041,11 +2124,18 @@ static int load_stream_dir(struct bus_store *st, const char *name, uint64_t dirn
         return rc;
     }
     if (!s || !log || !log->nsegs) {
-        OFE_WARN(COMP, NULL, "%s holds no valid segment; removing it", dir);
         if (log)
             log_release(log);
         bus_stream_free(s);
-        rm_rf_dir(dir);
+        /* Keep what was set aside for inspection; drop an empty shell. */
+        char aside[4200];
+        snprintf(aside, sizeof(aside), "%s.corrupt", dir);
+        if (dir_has_corrupt(dir) && rename(dir, aside) == 0) {
+            OFE_ERROR(COMP, NULL, "%s holds no valid segment; moved to %s", dir, aside);
+        } else {
+            OFE_WARN(COMP, NULL, "%s holds no valid segment; removing it", dir);
+            rm_rf_dir(dir);
+        }
         return 0;
     }
     bus_stream_after_load(s);
@@ -2086,7 +2176,8 @@ int bus_store_load(struct bus_store *st, int (*add)(void *arg, struct bus_stream
             st->next_dirno = no + 1;
         rc = load_stream_dir(st, e->d_name, no, add, arg);
         if (rc != 0) {
-            ofe_err(errstr, errstr_size, rc, "cannot load %s: %s", path, ofe_strerror(rc));
+            ofe_err(errstr, errstr_size, rc, "cannot load %s: %s%s", path, ofe_strerror(rc),
+                    rc == OFE_EUNSUPP ? " (a newer on-disk format version; see the log)" : "");
             break;
         }
     }
