@@ -1064,6 +1064,76 @@ static void test_admin_deletes(void **state)
     coll_fini(&c);
 }
 
+/* TLS with a private CA and a client certificate (nats-server --tlsverify):
+ * with tls_ca_cert, tls_client_cert and tls_client_key events flow; without
+ * the client certificate the server refuses and readiness says so. */
+static void test_tls(void **state)
+{
+    char *dir = tu_mkdtemp("nats-tls");
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout ca.key -out ca.pem -days 2 -subj /CN=ofe-test-ca && "
+             "for n in server client; do "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout $n.key -out $n.csr -subj /CN=127.0.0.1 && "
+             "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' "
+             "> $n.ext && "
+             "openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $n.pem "
+             "-days 2 -extfile $n.ext || exit 1; done",
+             dir);
+    if (system(cmd) != 0) {
+        tu_rmrf(dir);
+        free(dir);
+        fail_msg("openssl could not make the test certificates");
+    }
+    char ca[4200], scert[4200], skey[4200], ccert[4200], ckey[4200];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(scert, sizeof(scert), "%s/server.pem", dir);
+    snprintf(skey, sizeof(skey), "%s/server.key", dir);
+    snprintf(ccert, sizeof(ccert), "%s/client.pem", dir);
+    snprintf(ckey, sizeof(ckey), "%s/client.key", dir);
+    const char *extra[] = {"--tls",       "--tlscert",   scert, "--tlskey", skey,
+                           "--tlsverify", "--tlscacert", ca,    NULL};
+    struct tu_server *srv = tu_server_start(TU_NATS, extra);
+    assert_non_null(srv);
+    char url[128];
+    snprintf(url, sizeof(url), "tls://%s", srv->addr);
+
+    struct ofe_config_jetstream_bus j;
+    memset(&j, 0, sizeof(j));
+    j.nats_url = url;
+    j.stream_name = "TLS";
+    j.tls_ca_cert = ca;
+    struct ofe_bus *b = NULL;
+    char err[512], why[512] = "";
+    assert_int_equal(open_struct(&j, &b, err, sizeof(err), 0), 0);
+    msleep(500);
+    assert_false(ofe_bus_ready(b, why, sizeof(why)));
+    fprintf(stderr, "TLS without a client certificate: %s\n", why);
+    ofe_bus_close(b, 100);
+
+    j.tls_client_cert = ccert;
+    j.tls_client_key = ckey;
+    assert_int_equal(open_struct(&j, &b, err, sizeof(err), 0), 0);
+    assert_true(wait_ready(b, 10000));
+    struct coll c;
+    coll_init(&c, ACT_ACK);
+    struct ofe_sub *s = subscribe(b, "g-tls", "default-src-tls", &c, 4);
+    struct ofe_ce *ev = mkev(5, 100);
+    assert_int_equal(ofe_bus_publish_sync(b, "default-src-tls", ev, err, sizeof(err)), 0);
+    assert_int_equal(coll_wait(&c, 1, 10000), 1);
+    assert_true(ofe_ce_equal(ev, c.ev[5]));
+    ofe_ce_unref(ev);
+    ofe_sub_close(s);
+    ofe_bus_close(b, 1000);
+    coll_fini(&c);
+    tu_server_free(srv);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 static int group_setup(void **state)
 {
     g_srv = tu_server_start(TU_NATS, NULL);
@@ -1095,6 +1165,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_tls),
         cmocka_unit_test(test_max_payload),
         cmocka_unit_test(test_invalid_message),
         cmocka_unit_test(test_admin_deletes),
