@@ -240,6 +240,16 @@ size_t trg_runtime_count(struct trg_runtime *rt)
     return n;
 }
 
+const void *trg_runtime_instance(struct trg_runtime *rt, const char *ns, const char *name)
+{
+    pthread_mutex_lock(&rt->lock);
+    const struct trg_trigger *t = rt->list;
+    while (t && !(!strcmp(t->doc->doc.namespace, ns) && !strcmp(t->doc->doc.name, name)))
+        t = t->next;
+    pthread_mutex_unlock(&rt->lock);
+    return t;
+}
+
 void trg_runtime_destroy(struct trg_runtime *rt)
 {
     if (!rt)

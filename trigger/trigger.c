@@ -9,7 +9,8 @@
 #include "ofe/log.h"
 #include "trigger.h"
 
-static void policy_from(const struct ofe_config_delivery *d, struct ofe_delivery_policy *p)
+static void policy_from(const struct ofe_config_delivery *d, bool jitter,
+                        struct ofe_delivery_policy *p)
 {
     ofe_delivery_policy_default(p);
     if (d->retry >= 0)
@@ -22,7 +23,7 @@ static void policy_from(const struct ofe_config_delivery *d, struct ofe_delivery
         p->cap_ms = d->backoff_cap_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)d->backoff_cap_ms;
     if (d->timeout_ms > 0)
         p->timeout_ms = d->timeout_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)d->timeout_ms;
-    p->jitter = true;
+    p->jitter = jitter;
 }
 
 static int make_sender(struct trg_trigger *t, const struct ofe_config_subscriber *sc,
@@ -38,7 +39,7 @@ static int make_sender(struct trg_trigger *t, const struct ofe_config_subscriber
         .mode = sc->mode == OFE_CONFIG_MODE_STRUCTURED ? OFE_CE_STRUCTURED : OFE_CE_BINARY,
         .want_reply = want_reply,
     };
-    policy_from(&sc->delivery, &so.policy);
+    policy_from(&sc->delivery, !trg__opts(t->rt)->no_jitter, &so.policy);
     char err[256];
     *out = ofe_sender_new(t->http, &so, err, sizeof(err));
     if (!*out)

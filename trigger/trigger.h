@@ -83,6 +83,7 @@ struct trg_runtime_opts {
     int ttl_default;            /* loop guard start value; 0 = TRG_TTL_DEFAULT */
     const char *consumer;       /* member name in consumer groups; NULL = bus client id */
     unsigned http_max_inflight; /* HTTP transfers at once; 0 = 1024 */
+    bool no_jitter;             /* tests: exact backoff schedule (no full jitter) */
 };
 
 struct trg_runtime;
@@ -111,6 +112,9 @@ void trg_runtime_destroy(struct trg_runtime *rt);
 
 /* Number of triggers running (tests). */
 size_t trg_runtime_count(struct trg_runtime *rt);
+/* The running instance of a trigger, or NULL (tests: an unchanged trigger
+ * keeps its instance across a reload). */
+const void *trg_runtime_instance(struct trg_runtime *rt, const char *ns, const char *name);
 
 /* ---- internal structures ----------------------------------------------- */
 
