@@ -449,11 +449,13 @@ int main(int argc, char **argv)
         }
     }
     g_srv = srv;
+    char httpdesc[96] = "off";
+    if (http)
+        snprintf(httpdesc, sizeof(httpdesc), "%s:%u", so.bind, bus_http_port(http));
     OFE_INFO(COMP, NULL,
-             "ofe-eventbus %s ready: RESP on %s:%u%s, HTTP %s%s%u, data %s, fsync %s, %zu "
+             "ofe-eventbus %s ready: RESP on %s:%u%s, HTTP %s, data %s, fsync %s, %zu "
              "stream(s) recovered",
-             OFE_VERSION, so.bind, bus_server_port(srv), cert ? " (TLS)" : "",
-             http ? so.bind : "off", http ? ":" : "", http ? bus_http_port(http) : 0, dir,
+             OFE_VERSION, so.bind, bus_server_port(srv), cert ? " (TLS)" : "", httpdesc, dir,
              fs == BUS_FSYNC_ALWAYS     ? "always"
              : fs == BUS_FSYNC_EVERYSEC ? "everysec"
                                         : "no",

@@ -34,3 +34,9 @@ if(OFE_TESTS)
   set_tests_properties(test_bus_http PROPERTIES ENVIRONMENT "${OFE_TEST_ENV}"
                        LABELS "integration;eventbus" TIMEOUT 120)
 endif()
+# redis-cli, redis-benchmark and the command line, from a shell.
+if(OFE_TESTS)
+  ofe_script_test(test_bus_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_bus_cli.sh
+                  LABELS "integration;eventbus")
+  set_tests_properties(test_bus_cli PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+endif()
