@@ -4,6 +4,7 @@
  * CONNACK and the backend refuses bigger events itself). */
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,16 +114,16 @@ static int m_server_restart(void *state)
 }
 
 struct inject {
-    volatile int done;
-    volatile int rc;
+    atomic_int done;
+    atomic_int rc;
 };
 
 static void inj_publish(struct mosquitto *m, void *obj, int mid, int rc,
                         const mosquitto_property *props)
 {
     struct inject *in = obj;
-    in->rc = rc;
-    in->done = 1;
+    atomic_store(&in->rc, rc);
+    atomic_store(&in->done, 1);
 }
 
 /* A plain MQTT 5 message (no user properties, no content type, bytes that
@@ -130,7 +131,9 @@ static void inj_publish(struct mosquitto *m, void *obj, int mid, int rc,
 static int m_inject_raw(void *state, const char *topic, char *errstr, size_t errstr_size)
 {
     struct mstate *s = state;
-    struct inject in = {0, 0};
+    struct inject in;
+    atomic_init(&in.done, 0);
+    atomic_init(&in.rc, 0);
     struct mosquitto *m = mosquitto_new(NULL, true, &in);
     if (!m) {
         snprintf(errstr, errstr_size, "mosquitto_new failed");
@@ -143,18 +146,18 @@ static int m_inject_raw(void *state, const char *topic, char *errstr, size_t err
         rc = mosquitto_loop_start(m);
     if (rc == MOSQ_ERR_SUCCESS)
         rc = mosquitto_publish_v5(m, NULL, topic, 6, "\x00\xffraw\n", 1, false, NULL);
-    for (int i = 0; rc == MOSQ_ERR_SUCCESS && !in.done && i < 1000; i++) {
+    for (int i = 0; rc == MOSQ_ERR_SUCCESS && !atomic_load(&in.done) && i < 1000; i++) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    if (rc == MOSQ_ERR_SUCCESS && !in.done)
+    if (rc == MOSQ_ERR_SUCCESS && !atomic_load(&in.done))
         rc = MOSQ_ERR_TIMEOUT;
     mosquitto_disconnect(m);
     mosquitto_loop_stop(m, false);
     mosquitto_destroy(m);
-    if (rc != MOSQ_ERR_SUCCESS || in.rc >= 0x80) {
+    if (rc != MOSQ_ERR_SUCCESS || atomic_load(&in.rc) >= 0x80) {
         snprintf(errstr, errstr_size, "raw publish: %s",
-                 rc ? mosquitto_strerror(rc) : mosquitto_reason_string(in.rc));
+                 rc ? mosquitto_strerror(rc) : mosquitto_reason_string(atomic_load(&in.rc)));
         return -1;
     }
     return 0;

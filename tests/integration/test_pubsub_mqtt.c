@@ -19,6 +19,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -290,7 +291,7 @@ static void name(char *buf, size_t sz, const char *what)
 
 struct raw {
     struct mosquitto *m;
-    volatile int connected, subscribed, got, pubacked;
+    atomic_int connected, subscribed, got, pubacked;
     char ct[200];
     char props[2048]; /* "name=value;" ... */
     unsigned char payload[4096];
@@ -378,7 +379,7 @@ static void raw_free(struct raw *r)
 /* ---- the libmosquitto facts --------------------------------------------- */
 
 struct held {
-    volatile int got;
+    int got; /* only the thread driving the client touches it */
 };
 
 static void held_on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
