@@ -56,6 +56,7 @@ struct jcons {
     uint64_t reqid;       /* number of the request in progress (0: none) */
     unsigned req_left;    /* deliveries it may still bring (reserved) */
     uint64_t req_end_ns;  /* when it surely brings nothing more */
+    uint32_t pause_ms;    /* wait before the next request (after a 409) */
     pthread_t thr;
     bool started;
     unsigned attempt;
@@ -499,8 +500,11 @@ static void on_status(struct jcons *c, natsMsg *nm, const char *code)
         drop_binding(c);
         return;
     }
-    if (!strcmp(code, "409") && desc && !strstr(desc, "Exceeded MaxWaiting"))
-        OFE_DEBUG(b->comp, "jetstream", "consumer %s: %s %s", c->durable, code, desc);
+    if (!strcmp(code, "409")) {
+        /* too many members waiting on this consumer, or a limit: pause */
+        OFE_DEBUG(b->comp, "jetstream", "consumer %s: %s %s", c->durable, code, desc ? desc : "");
+        c->pause_ms = 100;
+    }
     if (id && id == c->reqid)
         end_request(c); /* 404, 408, 409: this request brings nothing more */
 }
@@ -529,6 +533,11 @@ static void *cons_run(void *arg)
         uint64_t now = js__now_ns();
         if (c->reqid && now >= c->req_end_ns)
             end_request(c);
+        if (!c->reqid && c->pause_ms) {
+            sleep_or_stop(s, c->pause_ms);
+            c->pause_ms = 0;
+            continue;
+        }
         if (!c->reqid) {
             if (natsConnection_Status(b->nc) != NATS_CONN_STATUS_CONNECTED) {
                 /* a request buffered while disconnected would come back
