@@ -1134,6 +1134,85 @@ static void test_tls(void **state)
     free(dir);
 }
 
+/* Where a new group starts: the subscriber's NEWEST, the bus's
+ * deliverPolicy sequence; an existing group resumes whatever it asks. */
+static void test_start_positions(void **state)
+{
+    const char *topic = "default-src-start";
+    struct ofe_bus *b = open_bus(g_srv->url, "START", NULL);
+    assert_true(wait_ready(b, 10000));
+    char err[512];
+    for (int i = 0; i < 3; i++) {
+        struct ofe_ce *ev = mkev(i, 8);
+        assert_int_equal(ofe_bus_publish_sync(b, topic, ev, err, sizeof(err)), 0);
+        ofe_ce_unref(ev);
+    }
+    struct coll c;
+    coll_init(&c, ACT_ACK);
+    const char *topics[] = {topic};
+    struct ofe_sub_opts o = {.group = "g-newest",
+                             .topics = topics,
+                             .ntopics = 1,
+                             .start = OFE_START_NEWEST,
+                             .on_msg = on_msg,
+                             .opaque = &c};
+    struct ofe_sub *s = NULL;
+    assert_int_equal(ofe_bus_subscribe(b, &o, &s, err, sizeof(err)), 0);
+    /* publish the next ones once the group's consumer exists */
+    struct direct d;
+    direct_open(&d, g_srv->url);
+    int ncons = 0;
+    for (int i = 0; i < 500 && ncons == 0; i++) {
+        jsConsumerNamesList *names = NULL;
+        if (js_ConsumerNames(&names, d.js, "START", NULL, NULL) == NATS_OK) {
+            ncons = names->Count;
+            jsConsumerNamesList_Destroy(names);
+        }
+        if (!ncons)
+            msleep(20);
+    }
+    direct_close(&d);
+    assert_int_equal(ncons, 1);
+    for (int i = 3; i < 5; i++) {
+        struct ofe_ce *ev = mkev(i, 8);
+        assert_int_equal(ofe_bus_publish_sync(b, topic, ev, err, sizeof(err)), 0);
+        ofe_ce_unref(ev);
+    }
+    assert_int_equal(coll_wait(&c, 2, 10000), 2);
+    msleep(300);
+    assert_int_equal(c.total, 2);
+    assert_int_equal(c.count[3] + c.count[4], 2);
+    ofe_sub_close(s);
+    ofe_bus_close(b, 1000);
+
+    /* deliverPolicy sequence from a Dapr Component: from the 2nd event on */
+    struct ofe_bus *b2 = NULL;
+    int rc = open_yaml(&b2, 0, NULL, err, sizeof(err),
+                       "apiVersion: dapr.io/v1alpha1\nkind: Component\n"
+                       "metadata:\n  name: default\nspec:\n  type: pubsub.jetstream\n"
+                       "  version: v1\n  metadata:\n"
+                       "  - name: natsURL\n    value: %s\n"
+                       "  - name: streamName\n    value: START\n"
+                       "  - name: deliverPolicy\n    value: sequence\n"
+                       "  - name: startSequence\n    value: \"2\"\n",
+                       g_srv->url);
+    assert_int_equal(rc, 0);
+    assert_true(wait_ready(b2, 10000));
+    struct coll c2;
+    coll_init(&c2, ACT_ACK);
+    struct ofe_sub *s2 = subscribe(b2, "g-seq", topic, &c2, 8);
+    assert_int_equal(coll_wait(&c2, 4, 10000), 4);
+    msleep(300);
+    assert_int_equal(c2.total, 4);
+    assert_int_equal(c2.count[0], 0);
+    for (int i = 1; i < 5; i++)
+        assert_int_equal(c2.count[i], 1);
+    ofe_sub_close(s2);
+    ofe_bus_close(b2, 1000);
+    coll_fini(&c);
+    coll_fini(&c2);
+}
+
 static int group_setup(void **state)
 {
     g_srv = tu_server_start(TU_NATS, NULL);
@@ -1160,6 +1239,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_roundtrip_and_confirmation),
         cmocka_unit_test(test_group_split),
         cmocka_unit_test(test_nack_delay),
+        cmocka_unit_test(test_start_positions),
         cmocka_unit_test(test_kill_member_redelivery),
         cmocka_unit_test(test_nats_streaming_eventbus),
         cmocka_unit_test(test_bad_options),
