@@ -69,12 +69,22 @@ struct mpriv {
 
 /* ---- open / close ------------------------------------------------------- */
 
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+/* libmosquitto's process-wide set-up (sockets, OpenSSL indexes); kept for
+ * the life of the process (cleanup would race other buses). */
+static void lib_init(void)
+{
+    mosquitto_lib_init();
+}
+
 static int mq_open(struct ofe_bus *bus, const void *def, void **out, char *errstr,
                    size_t errstr_size)
 {
     const struct ofe_config_busdesc *d = def;
     if (!d || !d->mqtt)
         return ofe_err(errstr, errstr_size, OFE_EINVAL, "mqtt: the bus has no mqtt options");
+    pthread_once(&lib_once, lib_init);
     const struct ofe_bus_opts *bo = ofe_bus__opts(bus);
     struct mctx *x = calloc(1, sizeof(*x));
     if (!x)
