@@ -41,6 +41,7 @@ struct ofe_sub {
     pthread_cond_t cond;
     unsigned inflight, max;
     unsigned handlers; /* on_msg calls running */
+    unsigned calls;    /* ack/nack/abandon calls into the backend running */
     int refs;
     bool stopping, stopped, dead;
     struct ofe_sub *next;
@@ -236,14 +237,35 @@ static void resolve(struct ofe_msg *m)
     sub_unref_unlock(s);
 }
 
+/* Brackets a call into the backend for a message of s: returns false when
+ * the bus closed under the subscription (the backend side is gone). A bus
+ * closing waits for calls in progress before it releases the backend. */
+static bool backend_enter(struct ofe_sub *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool ok = !s->dead;
+    if (ok)
+        s->calls++;
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+static void backend_leave(struct ofe_sub *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->calls--;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void abandon(struct ofe_msg *m)
 {
     struct ofe_sub *s = m->sub;
-    pthread_mutex_lock(&s->lock);
-    bool dead = s->dead;
-    pthread_mutex_unlock(&s->lock);
-    if (!dead && s->bus->ops->abandon)
-        s->bus->ops->abandon(s->bus->ctx, s->sctx, m);
+    if (backend_enter(s)) {
+        if (s->bus->ops->abandon)
+            s->bus->ops->abandon(s->bus->ctx, s->sctx, m);
+        backend_leave(s);
+    }
     resolve(m);
 }
 
@@ -278,8 +300,11 @@ void ofe_sub__deliver(struct ofe_sub *s, struct ofe_msg *m)
     pthread_mutex_lock(&s->lock);
     if (s->stopping) {
         pthread_mutex_unlock(&s->lock);
-        if (!s->dead && s->bus->ops->abandon)
-            s->bus->ops->abandon(s->bus->ctx, s->sctx, m);
+        if (backend_enter(s)) {
+            if (s->bus->ops->abandon)
+                s->bus->ops->abandon(s->bus->ctx, s->sctx, m);
+            backend_leave(s);
+        }
         ofe_msg__free(m);
         return;
     }
@@ -356,32 +381,32 @@ uint32_t ofe_msg_redeliveries(const struct ofe_msg *m)
 void ofe_msg_ack(struct ofe_msg *m)
 {
     struct ofe_sub *s = m->sub;
-    pthread_mutex_lock(&s->lock);
-    bool dead = s->dead;
-    pthread_mutex_unlock(&s->lock);
-    if (!dead)
+    if (backend_enter(s)) {
         s->bus->ops->ack(s->bus->ctx, s->sctx, m);
-    if (!dead)
         ofe_counter_inc(s->bus->m_acked);
+        backend_leave(s);
+    }
     resolve(m);
 }
 
 void ofe_msg_nack(struct ofe_msg *m, uint32_t delay_ms)
 {
     struct ofe_sub *s = m->sub;
-    pthread_mutex_lock(&s->lock);
-    bool dead = s->dead, stopping = s->stopping;
-    pthread_mutex_unlock(&s->lock);
-    if (dead) {
+    if (!backend_enter(s)) {
         resolve(m);
         return;
     }
     ofe_counter_inc(s->bus->m_nacked);
     if (s->bus->ops->nack) {
         s->bus->ops->nack(s->bus->ctx, s->sctx, m, delay_ms);
+        backend_leave(s);
         resolve(m);
         return;
     }
+    backend_leave(s);
+    pthread_mutex_lock(&s->lock);
+    bool stopping = s->stopping;
+    pthread_mutex_unlock(&s->lock);
     if (stopping) {
         abandon(m);
         return;
@@ -800,6 +825,8 @@ void ofe_bus_close(struct ofe_bus *b, uint32_t drain_ms)
         }
         /* Release the backend's side now; late acks/nacks only free memory. */
         s->dead = true;
+        while (s->calls > 0)
+            pthread_cond_wait(&s->cond, &s->lock);
         pthread_mutex_unlock(&s->lock);
         if (b->ops->release)
             b->ops->release(b->ctx, s->sctx);
