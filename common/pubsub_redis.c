@@ -222,7 +222,10 @@ static int conf_from_desc(const struct ofe_config_busdesc *d, struct rconf *c, c
     if (c->username && !c->password)
         return ofe_err(errstr, errstr_size, OFE_EINVAL,
                        "redis: redisUsername is set without redisPassword");
-    c->redeliver_ms = ms_or(r->redeliver_interval_ms, R_DEFAULT_REDELIVER_MS);
+    /* redeliverInterval 0: never look for entries of dead members (the
+     * config's default is 60s); processingTimeout 0 would claim every
+     * member's entries at once, so it means the default */
+    c->redeliver_ms = r->redeliver_interval_ms <= 0 ? 0 : ms_or(r->redeliver_interval_ms, 0);
     c->processing_ms = ms_or(r->processing_timeout_ms, R_DEFAULT_PROCESSING_MS);
     c->queue_depth = r->queue_depth > 0
                          ? (unsigned)(r->queue_depth > 100000 ? 100000 : r->queue_depth)
@@ -1605,7 +1608,8 @@ static void *sub_run(void *arg)
     struct rctx *x = s->x;
     unsigned attempt = 0;
     char why[700];
-    uint64_t next_claim = 0; /* at once: take over what dead members left */
+    /* at once: take over what dead members left (redeliverInterval 0: never) */
+    uint64_t next_claim = x->cf.redeliver_ms ? 0 : UINT64_MAX;
     bool groups_ok = false;
     while (!sub_stopping(s)) {
         if (!s->c) {
@@ -1661,7 +1665,7 @@ static void *sub_run(void *arg)
                 sub_drop_conn(s);
                 continue;
             }
-            next_claim = now_ns() + MS(x->cf.redeliver_ms);
+            next_claim = x->cf.redeliver_ms ? now_ns() + MS(x->cf.redeliver_ms) : UINT64_MAX;
             continue;
         }
         uint64_t until = (next_claim - now) / 1000000u;
