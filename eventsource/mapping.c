@@ -227,3 +227,19 @@ void es_diag_error(struct es_diag *d, const struct ofe_config_node *node, const 
                   pos && pos->file ? pos->file : "", pos && pos->file ? ": " : "", path, msg);
     d->nerrors++;
 }
+
+void es_diag_error_at(struct es_diag *d, const struct ofe_config_pos *pos, const char *path,
+                      const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (pos && pos->file && pos->line > 0)
+        OFE_ERROR(d->component ? d->component : ES_COMPONENT, "config", "%s:%d:%d: error: %s: %s",
+                  pos->file, pos->line, pos->col, path, msg);
+    else
+        OFE_ERROR(d->component ? d->component : ES_COMPONENT, "config", "error: %s: %s", path, msg);
+    d->nerrors++;
+}

@@ -1,10 +1,12 @@
 /* The source kinds of ofe-eventsource: one line per kind (STYLE.md). */
 #include "es.h"
 
+extern const struct es_kind es_kind_kafka;
 extern const struct es_kind es_kind_cron;
 extern const struct es_kind es_kind_webhook;
 
 const struct es_kind *const es_kinds[] = {
+    &es_kind_kafka,
     &es_kind_cron,
     &es_kind_webhook,
     NULL,
