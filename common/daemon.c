@@ -82,6 +82,7 @@ int ofe_daemon_init(struct ofe_daemon *d, const char *prog, const char *componen
         /* options that take a value */
         bool takes = !strcmp(name, "config") || !strcmp(name, "http-port") ||
                      !strcmp(name, "http-bind") || !strcmp(name, "log-level") ||
+                     !strcmp(name, "instance") ||
                      !strcmp(name, "log-format");
         const struct ofe_daemon_opt *xo = NULL;
         for (size_t k = 0; !takes && extra && extra[k].name; k++)
@@ -108,6 +109,9 @@ int ofe_daemon_init(struct ofe_daemon *d, const char *prog, const char *componen
             if (*val == '\0' || *end || p < 0 || p > 65535)
                 return bad_usage(prog, "--http-port wants a port number, not \"%s\"", val);
             d->http_port = (int)p;
+        } else if (!strcmp(name, "instance")) {
+            free(d->instance);
+            d->instance = strdup(val);
         } else if (!strcmp(name, "http-bind")) {
             free(d->http_bind);
             d->http_bind = strdup(val);
@@ -134,6 +138,8 @@ int ofe_daemon_init(struct ofe_daemon *d, const char *prog, const char *componen
     }
     if (d->nconfigs == 0)
         return bad_usage(prog, "%s", "no --config file given");
+    if (!d->instance && getenv("OFE_INSTANCE") && *getenv("OFE_INSTANCE"))
+        d->instance = strdup(getenv("OFE_INSTANCE"));
 
     sigset_t s;
     sigemptyset(&s);
@@ -250,6 +256,8 @@ void ofe_daemon_fini(struct ofe_daemon *d)
         free(d->configs[i]);
     free(d->configs);
     free(d->http_bind);
+    free(d->instance);
+    d->instance = NULL;
     d->configs = NULL;
     d->nconfigs = 0;
 }

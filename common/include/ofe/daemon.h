@@ -42,7 +42,7 @@ struct ofe_daemon {
 };
 
 /* Parses the command line:
- *   --config FILE (-c, repeatable, at least one), --http-port N,
+ *   --config FILE (-c, repeatable, at least one), --http-port N, --instance NAME,
  *   --http-bind ADDR, --validate, --log-level error|warn|info|debug,
  *   --log-format text|json, --help (-h), --version,
  * plus the daemon's extra options (NULL-terminated by a zeroed entry, or
