@@ -37,6 +37,9 @@ struct ofe_daemon {
     char *http_bind;    /* --http-bind, default 127.0.0.1 */
     int http_port;      /* --http-port, default per daemon; 0 picks a free port */
     bool validate_only; /* --validate */
+    char *instance;     /* --instance, else $OFE_INSTANCE, else NULL: this replica's
+                           stable member name (consumer names, MQTT sessions);
+                           NULL lets the bus use host name and pid */
     struct ofe_metrics *metrics;
     struct ofe_httpd *httpd;
 };
