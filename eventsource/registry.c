@@ -3,13 +3,11 @@
 
 extern const struct es_kind es_kind_kafka;
 extern const struct es_kind es_kind_cron;
+extern const struct es_kind es_kind_nats;
 extern const struct es_kind es_kind_webhook;
 
 const struct es_kind *const es_kinds[] = {
-    &es_kind_kafka,
-    &es_kind_cron,
-    &es_kind_webhook,
-    NULL,
+    &es_kind_kafka, &es_kind_cron, &es_kind_nats, &es_kind_webhook, NULL,
 };
 
 const struct es_kind *es_kind_find(enum ofe_config_source_kind k)

@@ -10,9 +10,15 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
 
 #include "es_testlib.h"
+#include "ofe/config.h"
 #include "ofe/httpd.h"
+#include "ofe/pubsub.h"
 #include "testutil.h"
 
 uint64_t es_now_ms_test(void)
@@ -439,4 +445,134 @@ int es_validate(const char *yaml, char *out, size_t size)
     tu_rmrf(dir);
     free(dir);
     return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---- checking events ---------------------------------------------------------- */
+
+struct ofe_ce *es_sink_find_id(struct es_sink *k, const char *id)
+{
+    for (size_t i = 0;; i++) {
+        struct ofe_ce *ev = es_sink_event(k, i);
+        if (!ev)
+            return NULL;
+        const char *v = ofe_ce_get_str(ev, "id");
+        if (v && !strcmp(v, id))
+            return ev;
+        ofe_ce_unref(ev);
+    }
+}
+
+struct es_got {
+    struct ofe_bus *b;
+    struct ofe_sub *sub;
+    pthread_mutex_t lock;
+    struct ofe_ce **v;
+    size_t n, cap;
+};
+
+static void got_msg(struct ofe_msg *m, void *opaque)
+{
+    struct es_got *g = opaque;
+    pthread_mutex_lock(&g->lock);
+    if (ofe_msg_event(m)) {
+        if (g->n == g->cap) {
+            g->cap = g->cap ? g->cap * 2 : 256;
+            g->v = realloc(g->v, g->cap * sizeof(*g->v));
+        }
+        g->v[g->n++] = ofe_ce_ref(ofe_msg_event(m));
+    }
+    pthread_mutex_unlock(&g->lock);
+    ofe_msg_ack(m);
+}
+
+struct es_got *es_got_subscribe(const char *yaml, const char *topic, const char *group)
+{
+    struct ofe_config *cfg = ofe_config_new();
+    ofe_config_load_buffer(cfg, "test.yaml", yaml, strlen(yaml));
+    struct ofe_config_busdesc d;
+    char err[512];
+    if (ofe_config_nerrors(cfg) ||
+        ofe_config_resolve_bus(cfg, "default", NULL, &d, NULL, 0, err, sizeof(err)) != 0) {
+        ofe_config_destroy(cfg);
+        return NULL;
+    }
+    struct es_got *g = calloc(1, sizeof(*g));
+    pthread_mutex_init(&g->lock, NULL);
+    struct ofe_bus_opts o = {.component = "test"};
+    if (ofe_bus_open(&d, &o, &g->b, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bus: %s\n", err);
+        ofe_config_destroy(cfg);
+        free(g);
+        return NULL;
+    }
+    ofe_config_destroy(cfg);
+    const char *topics[] = {topic};
+    struct ofe_sub_opts so = {.group = group,
+                              .topics = topics,
+                              .ntopics = 1,
+                              .start = OFE_START_OLDEST,
+                              .on_msg = got_msg,
+                              .opaque = g};
+    if (ofe_bus_subscribe(g->b, &so, &g->sub, err, sizeof(err)) != 0) {
+        fprintf(stderr, "subscribe: %s\n", err);
+        ofe_bus_close(g->b, 0);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+size_t es_got_count(struct es_got *g)
+{
+    pthread_mutex_lock(&g->lock);
+    size_t n = g->n;
+    pthread_mutex_unlock(&g->lock);
+    return n;
+}
+
+size_t es_got_wait(struct es_got *g, size_t n, int timeout_ms)
+{
+    uint64_t end = es_now_ms_test() + (uint64_t)timeout_ms;
+    size_t have;
+    while ((have = es_got_count(g)) < n && es_now_ms_test() < end)
+        es_msleep(20);
+    return have;
+}
+
+struct ofe_ce *es_got_find(struct es_got *g, const char *id)
+{
+    struct ofe_ce *ev = NULL;
+    pthread_mutex_lock(&g->lock);
+    for (size_t i = 0; i < g->n && !ev; i++) {
+        const char *v = ofe_ce_get_str(g->v[i], "id");
+        if (v && !strcmp(v, id))
+            ev = g->v[i];
+    }
+    pthread_mutex_unlock(&g->lock);
+    return ev;
+}
+
+void es_got_free(struct es_got *g)
+{
+    if (!g)
+        return;
+    ofe_sub_close(g->sub);
+    ofe_bus_close(g->b, 1000);
+    for (size_t i = 0; i < g->n; i++)
+        ofe_ce_unref(g->v[i]);
+    free(g->v);
+    pthread_mutex_destroy(&g->lock);
+    free(g);
+}
+
+void es_assert_attr(const struct ofe_ce *ev, const char *name, const char *want)
+{
+    const char *v = ofe_ce_get_str(ev, name);
+    if (!want) {
+        if (v)
+            fail_msg("attribute %s: expected none, got \"%s\"", name, v);
+        return;
+    }
+    if (!v || strcmp(v, want))
+        fail_msg("attribute %s: expected \"%s\", got \"%s\"", name, want, v ? v : "(unset)");
 }

@@ -84,6 +84,23 @@ bool es_daemon_log_has(struct es_daemon *d, const char *s);
  * the output (stderr + stdout) in out. */
 int es_validate(const char *yaml, char *out, size_t size);
 
+/* ---- checking events ------------------------------------------------------ */
+
+/* The event with that id at the sink (new reference), or NULL. */
+struct ofe_ce *es_sink_find_id(struct es_sink *k, const char *id);
+/* Fails the test unless attribute name has value want (NULL: unset). */
+void es_assert_attr(const struct ofe_ce *ev, const char *name, const char *want);
+
+/* A bus client opened on the EventBus "default" that yaml defines, and a
+ * subscription collecting the events of one topic. */
+struct es_got;
+struct es_got *es_got_subscribe(const char *yaml, const char *topic, const char *group);
+size_t es_got_wait(struct es_got *g, size_t n, int timeout_ms);
+/* Borrowed: valid until es_got_free. */
+struct ofe_ce *es_got_find(struct es_got *g, const char *id);
+size_t es_got_count(struct es_got *g);
+void es_got_free(struct es_got *g);
+
 uint64_t es_now_ms_test(void);
 void es_msleep(int ms);
 

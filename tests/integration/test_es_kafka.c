@@ -114,92 +114,6 @@ static char *yaml_for(const char *topic, const char *group, bool with_bus, const
     return y;
 }
 
-/* A bus client on the same EventBus document the daemon uses. */
-static struct ofe_bus *bus_client(const char *yaml)
-{
-    struct ofe_config *cfg = ofe_config_new();
-    ofe_config_load_buffer(cfg, "test.yaml", yaml, strlen(yaml));
-    assert_int_equal(ofe_config_nerrors(cfg), 0);
-    struct ofe_config_busdesc d;
-    char err[512];
-    assert_int_equal(ofe_config_resolve_bus(cfg, "default", NULL, &d, NULL, 0, err, sizeof(err)),
-                     0);
-    struct ofe_bus_opts o = {.component = "test"};
-    struct ofe_bus *b = NULL;
-    assert_int_equal(ofe_bus_open(&d, &o, &b, err, sizeof(err)), 0);
-    ofe_config_destroy(cfg);
-    return b;
-}
-
-struct got {
-    pthread_mutex_t lock;
-    struct ofe_ce *v[4096];
-    size_t n;
-};
-
-static void on_bus_msg(struct ofe_msg *m, void *opaque)
-{
-    struct got *g = opaque;
-    pthread_mutex_lock(&g->lock);
-    if (ofe_msg_event(m) && g->n < 4096)
-        g->v[g->n++] = ofe_ce_ref(ofe_msg_event(m));
-    pthread_mutex_unlock(&g->lock);
-    ofe_msg_ack(m);
-}
-
-static size_t got_wait(struct got *g, size_t n, int timeout_ms)
-{
-    uint64_t end = es_now_ms_test() + (uint64_t)timeout_ms;
-    size_t have;
-    for (;;) {
-        pthread_mutex_lock(&g->lock);
-        have = g->n;
-        pthread_mutex_unlock(&g->lock);
-        if (have >= n || es_now_ms_test() > end)
-            return have;
-        es_msleep(20);
-    }
-}
-
-static struct ofe_ce *got_find(struct got *g, const char *id)
-{
-    for (size_t i = 0; i < g->n; i++)
-        if (!strcmp(ofe_ce_get_str(g->v[i], "id"), id))
-            return g->v[i];
-    return NULL;
-}
-
-static void got_fini(struct got *g)
-{
-    for (size_t i = 0; i < g->n; i++)
-        ofe_ce_unref(g->v[i]);
-    g->n = 0;
-}
-
-static struct ofe_ce *sink_find_id(const char *id)
-{
-    for (size_t i = 0;; i++) {
-        struct ofe_ce *ev = es_sink_event(sink, i);
-        if (!ev)
-            return NULL;
-        if (!strcmp(ofe_ce_get_str(ev, "id"), id))
-            return ev;
-        ofe_ce_unref(ev);
-    }
-}
-
-static void assert_attr(const struct ofe_ce *ev, const char *name, const char *want)
-{
-    const char *v = ofe_ce_get_str(ev, name);
-    if (!want) {
-        if (v)
-            fail_msg("attribute %s: expected none, got \"%s\"", name, v);
-        return;
-    }
-    if (!v || strcmp(v, want))
-        fail_msg("attribute %s: expected \"%s\", got \"%s\"", name, want, v ? v : "(unset)");
-}
-
 /* ---- tests --------------------------------------------------------------------- */
 
 static void test_attributes(void **state)
@@ -207,18 +121,8 @@ static void test_attributes(void **state)
     char *yaml = yaml_for("orders", "g-attr", true, NULL);
     struct es_daemon *d = es_daemon_start(yaml, NULL);
     assert_non_null(d);
-    struct ofe_bus *b = bus_client(yaml);
-    struct got g = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    const char *topics[] = {"default-ks-orders"};
-    struct ofe_sub_opts so = {.group = "check",
-                              .topics = topics,
-                              .ntopics = 1,
-                              .start = OFE_START_OLDEST,
-                              .on_msg = on_bus_msg,
-                              .opaque = &g};
-    struct ofe_sub *sub = NULL;
-    char err[512];
-    assert_int_equal(ofe_bus_subscribe(b, &so, &sub, err, sizeof(err)), 0);
+    struct es_got *g = es_got_subscribe(yaml, "default-ks-orders", "check");
+    assert_non_null(g);
 
     rd_kafka_t *p = producer();
     /* 0: native JSON, text key, a header */
@@ -246,27 +150,27 @@ static void test_attributes(void **state)
     /* 5: a tombstone (no value): an event without data */
     produce(p, "orders", "gone", 4, NULL, 0, NULL);
 
-    bool ok = es_sink_wait(sink, 5, 20000) >= 5 && got_wait(&g, 5, 10000) >= 5;
+    bool ok = es_sink_wait(sink, 5, 20000) >= 5 && es_got_wait(g, 5, 10000) >= 5;
     if (!ok)
         es_daemon_free(d, true), d = NULL;
     assert_true(ok);
 
-    struct ofe_ce *ev = sink_find_id("orders/0/0");
+    struct ofe_ce *ev = es_sink_find_id(sink, "orders/0/0");
     assert_non_null(ev);
-    assert_attr(ev, "specversion", "1.0");
-    assert_attr(ev, "source", "/namespaces/default/eventsources/ks/orders");
-    assert_attr(ev, "type", "dev.ofevents.kafka.message");
-    assert_attr(ev, "subject", "orders");
-    assert_attr(ev, "datacontenttype", "application/json");
-    assert_attr(ev, "partition", "0");
-    assert_attr(ev, "offset", "0");
-    assert_attr(ev, "partitionkey", "user-7");
-    assert_attr(ev, "kafkaheaderxtrace", "abc-1");
+    es_assert_attr(ev, "specversion", "1.0");
+    es_assert_attr(ev, "source", "/namespaces/default/eventsources/ks/orders");
+    es_assert_attr(ev, "type", "dev.ofevents.kafka.message");
+    es_assert_attr(ev, "subject", "orders");
+    es_assert_attr(ev, "datacontenttype", "application/json");
+    es_assert_attr(ev, "partition", "0");
+    es_assert_attr(ev, "offset", "0");
+    es_assert_attr(ev, "partitionkey", "user-7");
+    es_assert_attr(ev, "kafkaheaderxtrace", "abc-1");
     assert_non_null(ofe_ce_get_str(ev, "time"));
     assert_int_equal(ev->data_len, strlen(j));
     assert_memory_equal(ev->data, j, strlen(j));
     /* on the bus the same event, with typed extensions */
-    struct ofe_ce *bev = got_find(&g, "orders/0/0");
+    struct ofe_ce *bev = es_got_find(g, "orders/0/0");
     assert_non_null(bev);
     assert_int_equal(ofe_ce_get(bev, "partition", 9)->type, OFE_CE_T_INTEGER);
     assert_string_equal(ofe_ce_get_str(bev, "time"), ofe_ce_get_str(ev, "time"));
@@ -274,47 +178,47 @@ static void test_attributes(void **state)
     assert_int_equal(bev->data_len, strlen(j));
     ofe_ce_unref(ev);
 
-    ev = sink_find_id("orders/0/1");
+    ev = es_sink_find_id(sink, "orders/0/1");
     assert_non_null(ev);
-    assert_attr(ev, "datacontenttype", "application/x-thing");
-    assert_attr(ev, "partitionkey", NULL);
-    assert_attr(ev, "kafkakey", "AJ8=");
+    es_assert_attr(ev, "datacontenttype", "application/x-thing");
+    es_assert_attr(ev, "partitionkey", NULL);
+    es_assert_attr(ev, "kafkakey", "AJ8=");
     assert_int_equal(ev->data_len, sizeof(bin));
     assert_memory_equal(ev->data, bin, sizeof(bin));
-    bev = got_find(&g, "orders/0/1");
+    bev = es_got_find(g, "orders/0/1");
     assert_non_null(bev);
     assert_int_equal(ofe_ce_get(bev, "kafkakey", 8)->type, OFE_CE_T_BINARY);
     ofe_ce_unref(ev);
 
-    ev = sink_find_id("ce-bin-1");
+    ev = es_sink_find_id(sink, "ce-bin-1");
     assert_non_null(ev);
-    assert_attr(ev, "source", "/my/source");
-    assert_attr(ev, "type", "com.example.bin");
-    assert_attr(ev, "myext", "x y");
-    assert_attr(ev, "datacontenttype", "text/plain");
-    assert_attr(ev, "partitionkey", "pk");
-    assert_attr(ev, "partition", NULL); /* passed through unchanged */
+    es_assert_attr(ev, "source", "/my/source");
+    es_assert_attr(ev, "type", "com.example.bin");
+    es_assert_attr(ev, "myext", "x y");
+    es_assert_attr(ev, "datacontenttype", "text/plain");
+    es_assert_attr(ev, "partitionkey", "pk");
+    es_assert_attr(ev, "partition", NULL); /* passed through unchanged */
     assert_int_equal(ev->data_len, 5);
-    bev = got_find(&g, "ce-bin-1");
+    bev = es_got_find(g, "ce-bin-1");
     assert_non_null(bev);
     assert_true(ofe_ce_equal(bev, ev) || !strcmp(ofe_ce_get_str(bev, "myext"), "x y"));
     ofe_ce_unref(ev);
 
-    ev = sink_find_id("ce-st-1");
+    ev = es_sink_find_id(sink, "ce-st-1");
     assert_non_null(ev);
-    assert_attr(ev, "type", "com.example.st");
-    assert_attr(ev, "subject", "sub");
-    assert_attr(ev, "datacontenttype", "application/json");
+    es_assert_attr(ev, "type", "com.example.st");
+    es_assert_attr(ev, "subject", "sub");
+    es_assert_attr(ev, "datacontenttype", "application/json");
     assert_memory_equal(ev->data, "{\"a\":1}", 7);
     ofe_ce_unref(ev);
 
-    ev = sink_find_id("orders/0/5");
+    ev = es_sink_find_id(sink, "orders/0/5");
     assert_non_null(ev);
     assert_false(ev->has_data);
-    assert_attr(ev, "datacontenttype", NULL);
-    assert_attr(ev, "partitionkey", "gone");
+    es_assert_attr(ev, "datacontenttype", NULL);
+    es_assert_attr(ev, "partitionkey", "gone");
     ofe_ce_unref(ev);
-    assert_null(sink_find_id("orders/0/4"));
+    assert_null(es_sink_find_id(sink, "orders/0/4"));
 
     const char *src = "source=\"default/ks/orders\"";
     assert_int_equal((int)es_daemon_metric_sum(d, "ofe_eventsource_events_invalid_total", src), 1);
@@ -335,9 +239,7 @@ static void test_attributes(void **state)
     assert_true(es_daemon_log_has(d, "not a valid CloudEvent"));
     assert_int_equal(es_daemon_stop(d), 0);
 
-    ofe_sub_close(sub);
-    ofe_bus_close(b, 1000);
-    got_fini(&g);
+    es_got_free(g);
     rd_kafka_destroy(p);
     es_daemon_free(d, false);
     es_sink_clear(sink);
@@ -476,29 +378,17 @@ static void test_bus_down(void **state)
     if (!all)
         es_daemon_free(d, true), d = NULL;
     assert_true(all);
-    struct ofe_bus *b = bus_client(yaml);
-    struct got g = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    const char *topics[] = {"default-ks-busdown"};
-    struct ofe_sub_opts so = {.group = "check",
-                              .topics = topics,
-                              .ntopics = 1,
-                              .start = OFE_START_OLDEST,
-                              .on_msg = on_bus_msg,
-                              .opaque = &g};
-    struct ofe_sub *sub = NULL;
-    char err[512];
-    assert_int_equal(ofe_bus_subscribe(b, &so, &sub, err, sizeof(err)), 0);
-    assert_true(got_wait(&g, 101, 20000) >= 101);
+    struct es_got *g = es_got_subscribe(yaml, "default-ks-busdown", "check");
+    assert_non_null(g);
+    assert_true(es_got_wait(g, 101, 20000) >= 101);
     for (int i = 0; i < 100; i++) {
         char id[64];
         snprintf(id, sizeof(id), "busdown/0/%d", i + 1);
-        assert_non_null(got_find(&g, id));
+        assert_non_null(es_got_find(g, id));
     }
     assert_true(es_daemon_wait_ready(d, 10000));
     assert_int_equal((int)es_daemon_metric_sum(d, "ofe_eventsource_source_paused", src), 0);
-    ofe_sub_close(sub);
-    ofe_bus_close(b, 1000);
-    got_fini(&g);
+    es_got_free(g);
     assert_int_equal(es_daemon_stop(d), 0);
     rd_kafka_destroy(p);
     es_daemon_free(d, false);
