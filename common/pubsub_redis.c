@@ -406,6 +406,32 @@ static void wake(struct rctx *x)
     (void)w;
 }
 
+/* Acks made by handlers while a subscription thread delivers a batch
+ * (the common case: the handler acks at once) wake the bus thread once at
+ * the end of the batch, so they go out as one XACK. */
+static __thread struct rctx *tl_batch;
+static __thread bool tl_batch_wake;
+
+static void batch_begin(struct rctx *x)
+{
+    tl_batch = x;
+    tl_batch_wake = false;
+}
+
+static void batch_end(struct rctx *x)
+{
+    tl_batch = NULL;
+    if (!tl_batch_wake)
+        return;
+    tl_batch_wake = false;
+    pthread_mutex_lock(&x->lock);
+    bool sleeping = x->sleeping;
+    x->sleeping = false;
+    pthread_mutex_unlock(&x->lock);
+    if (sleeping)
+        wake(x);
+}
+
 static void req_free(struct req *r)
 {
     free(r->cmd);
@@ -1138,6 +1164,8 @@ struct rsub {
     struct islot *slots;
     uint32_t nslots, *free_slots, nfree;
     bool claim_unsupported;
+    bool ahead;     /* an XREADGROUP was sent and its reply not read yet */
+    unsigned asked; /* entries the last XREADGROUP asked for */
     /* under ctx lock */
     struct rsub *next;
     bool up;
@@ -1408,6 +1436,7 @@ static int deliver_pending(struct rsub *s, size_t ti, redisReply *ents, char *wh
         }
     }
     int rc = 0;
+    batch_begin(s->x);
     for (size_t i = 0; i < ents->elements && !rc; i++) {
         redisReply *e = ents->element[i];
         if (skip[i])
@@ -1428,6 +1457,7 @@ static int deliver_pending(struct rsub *s, size_t ti, redisReply *ents, char *wh
         if (deliver_entry(s, (uint32_t)ti, e, red) != 0)
             rc = 1;
     }
+    batch_end(s->x);
     free(skip);
     freeReplyObject(pend);
     return rc;
@@ -1533,38 +1563,67 @@ static int recover_own(struct rsub *s, char *why, size_t whysz)
     return 0;
 }
 
-/* One XREADGROUP. Returns 0, or -1 when the connection broke. */
-static int read_new(struct rsub *s, unsigned cap, uint32_t block_ms, char *why, size_t whysz,
-                    bool *nogroup)
+/* Sends XREADGROUP ... > for cap entries at most (BLOCK block_ms when
+ * block_ms > 0, else none) without waiting for the reply. Returns 0 or -1. */
+static int send_read(struct rsub *s, unsigned cap, uint32_t block_ms, char *why, size_t whysz)
 {
     size_t argc = 0;
     const char **argv = malloc((9 + 2 * s->ntopics) * sizeof(*argv));
-    if (!argv)
-        return 0;
+    if (!argv) {
+        snprintf(why, whysz, "out of memory");
+        return -1;
+    }
     unsigned per = cap > s->x->cf.queue_depth ? s->x->cf.queue_depth : cap;
+    /* COUNT applies per stream: split it so the total fits cap */
     per = per / (unsigned)s->ntopics;
     if (!per)
         per = 1;
+    s->asked = per * (unsigned)s->ntopics;
     char count[24], block[24];
     snprintf(count, sizeof(count), "%u", per);
-    snprintf(block, sizeof(block), "%u", block_ms ? block_ms : 1);
+    snprintf(block, sizeof(block), "%u", block_ms);
     argv[argc++] = "XREADGROUP";
     argv[argc++] = "GROUP";
     argv[argc++] = s->group;
     argv[argc++] = s->consumer;
     argv[argc++] = "COUNT";
     argv[argc++] = count;
-    argv[argc++] = "BLOCK";
-    argv[argc++] = block;
+    if (block_ms) {
+        argv[argc++] = "BLOCK";
+        argv[argc++] = block;
+    }
     argv[argc++] = "STREAMS";
     for (size_t i = 0; i < s->ntopics; i++)
         argv[argc++] = s->topics[i];
     for (size_t i = 0; i < s->ntopics; i++)
         argv[argc++] = ">";
-    redisReply *r = sub_cmd(s, (int)argc, argv, NULL, why, whysz);
+    int rc = redisAppendCommandArgv(s->c, (int)argc, argv, NULL);
     free(argv);
-    if (!r)
+    if (rc != REDIS_OK) {
+        snprintf(why, whysz, "%s", s->c->errstr[0] ? s->c->errstr : "out of memory");
         return -1;
+    }
+    return 0;
+}
+
+/* One XREADGROUP round: sends the read unless one is already on its way
+ * (s->ahead), waits for the reply and delivers it. When the reply is full
+ * (more is likely waiting), the next read goes out before the entries are
+ * delivered, so the server works while this thread decodes; its COUNT is
+ * the capacity left after this batch, a safe bound since only this thread
+ * adds messages in flight. Returns 0, or -1 when the connection broke. */
+static int read_new(struct rsub *s, unsigned cap, uint32_t block_ms, bool may_read_ahead, char *why,
+                    size_t whysz, bool *nogroup)
+{
+    if (!s->ahead && send_read(s, cap, block_ms ? block_ms : 1, why, whysz) != 0)
+        return -1;
+    s->ahead = false;
+    void *rp = NULL;
+    if (redisGetReply(s->c, &rp) != REDIS_OK) {
+        snprintf(why, whysz, "%s", s->c->errstr[0] ? s->c->errstr : "connection lost");
+        return -1;
+    }
+    redisReply *r = rp;
     int rc = 0;
     if (r->type == REDIS_REPLY_ERROR) {
         if (!strncmp(r->str, "NOGROUP", 7)) {
@@ -1574,6 +1633,19 @@ static int read_new(struct rsub *s, unsigned cap, uint32_t block_ms, char *why, 
             rc = -1;
         }
     } else if (r->type == REDIS_REPLY_ARRAY) {
+        size_t n = 0;
+        for (size_t i = 0; i < r->elements; i++) {
+            redisReply *st = r->element[i];
+            if (st->type == REDIS_REPLY_ARRAY && st->elements >= 2 &&
+                st->element[1]->type == REDIS_REPLY_ARRAY)
+                n += st->element[1]->elements;
+        }
+        if (may_read_ahead && n >= s->asked && !sub_stopping(s)) {
+            unsigned now_cap = ofe_sub__capacity(s->sub);
+            if (now_cap > n && send_read(s, now_cap - (unsigned)n, 0, why, whysz) == 0)
+                s->ahead = true;
+        }
+        batch_begin(s->x);
         for (size_t i = 0; i < r->elements; i++) {
             redisReply *st = r->element[i];
             if (st->type != REDIS_REPLY_ARRAY || st->elements < 2 ||
@@ -1587,14 +1659,16 @@ static int read_new(struct rsub *s, unsigned cap, uint32_t block_ms, char *why, 
                 if (deliver_entry(s, (uint32_t)ti, st->element[1]->element[j], 0) != 0)
                     goto out;
         }
+    out:
+        batch_end(s->x);
     }
-out:
     freeReplyObject(r);
     return rc;
 }
 
 static void sub_drop_conn(struct rsub *s)
 {
+    s->ahead = false;
     pthread_mutex_lock(&s->lock);
     redisContext *c = s->c;
     s->c = NULL;
@@ -1657,6 +1731,19 @@ static void *sub_run(void *arg)
             sub_state(s, true, "");
         }
         uint64_t now = now_ns();
+        if (s->ahead) {
+            /* a read is on its way: take it before anything else is sent */
+            bool nogroup = false;
+            if (read_new(s, 0, 0, now < next_claim, why, sizeof(why), &nogroup) != 0) {
+                if (sub_stopping(s))
+                    break;
+                sub_state(s, false, why);
+                sub_drop_conn(s);
+            } else if (nogroup) {
+                groups_ok = false;
+            }
+            continue;
+        }
         if (now >= next_claim) {
             if (claim(s, why, sizeof(why)) != 0) {
                 if (sub_stopping(s))
@@ -1681,7 +1768,7 @@ static void *sub_run(void *arg)
             continue;
         uint32_t block = until > R_BLOCK_MAX_MS ? R_BLOCK_MAX_MS : (uint32_t)until;
         bool nogroup = false;
-        if (read_new(s, cap, block, why, sizeof(why), &nogroup) != 0) {
+        if (read_new(s, cap, block, true, why, sizeof(why), &nogroup) != 0) {
             if (sub_stopping(s))
                 break;
             sub_state(s, false, why);
@@ -1817,6 +1904,11 @@ static void r_ack(void *ctx, void *sctx, struct ofe_msg *m)
     /* when out of memory the entry stays pending: claimed and delivered
      * again later */
     bucket_add_locked(x, s->buckets[rm->topic], rm->id, rm->idlen);
+    if (tl_batch == x) {
+        pthread_mutex_unlock(&x->lock);
+        tl_batch_wake = true; /* woken once at the end of the batch */
+        return;
+    }
     bool sleeping = x->sleeping;
     x->sleeping = false;
     pthread_mutex_unlock(&x->lock);

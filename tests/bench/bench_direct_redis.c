@@ -108,6 +108,9 @@ static redisContext *dial(struct rb_state *s, char *err, size_t errsz)
         redisFree(c);
         return NULL;
     }
+    /* a server that stops answering ends the run instead of hanging it */
+    struct timeval tv = {15, 0};
+    redisSetTimeout(c, tv);
     return c;
 }
 
@@ -177,16 +180,21 @@ static void *consumer(void *arg)
                 c, "XREADGROUP GROUP bench-group c1 COUNT 100 BLOCK 1000 STREAMS %s >", d->topic);
         void *rp;
         if (nack) {
-            if (redisGetReply(c, &rp) != REDIS_OK)
+            if (redisGetReply(c, &rp) != REDIS_OK) {
+                snprintf(d->err, sizeof(d->err), "XACK: %s", c->errstr);
                 break;
+            }
             freeReplyObject(rp);
             d->consumed += nack;
             nack = 0;
         }
         if (last)
             break;
-        if (redisGetReply(c, &rp) != REDIS_OK)
+        if (redisGetReply(c, &rp) != REDIS_OK) {
+            snprintf(d->err, sizeof(d->err), "XREADGROUP (%zu consumed): %s", d->consumed,
+                     c->errstr);
             break;
+        }
         redisReply *r = rp;
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
             redisReply *ents = r->element[0]->element[1];
