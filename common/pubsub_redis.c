@@ -1166,6 +1166,7 @@ struct rsub {
     bool claim_unsupported;
     bool ahead;     /* an XREADGROUP was sent and its reply not read yet */
     unsigned asked; /* entries the last XREADGROUP asked for */
+    size_t rr;      /* first stream of the next read when not all fit */
     /* under ctx lock */
     struct rsub *next;
     bool up;
@@ -1573,12 +1574,16 @@ static int send_read(struct rsub *s, unsigned cap, uint32_t block_ms, char *why,
         snprintf(why, whysz, "out of memory");
         return -1;
     }
-    unsigned per = cap > s->x->cf.queue_depth ? s->x->cf.queue_depth : cap;
-    /* COUNT applies per stream: split it so the total fits cap */
-    per = per / (unsigned)s->ntopics;
-    if (!per)
-        per = 1;
-    s->asked = per * (unsigned)s->ntopics;
+    unsigned want = cap > s->x->cf.queue_depth ? s->x->cf.queue_depth : cap;
+    if (!want)
+        want = 1;
+    /* COUNT applies per stream: split it so the total fits; with less room
+     * than streams, read that many streams, taking turns */
+    size_t k = want < s->ntopics ? want : s->ntopics;
+    unsigned per = want / (unsigned)k;
+    s->asked = per * (unsigned)k;
+    size_t first = s->rr % s->ntopics;
+    s->rr = (first + k) % s->ntopics;
     char count[24], block[24];
     snprintf(count, sizeof(count), "%u", per);
     snprintf(block, sizeof(block), "%u", block_ms);
@@ -1593,9 +1598,9 @@ static int send_read(struct rsub *s, unsigned cap, uint32_t block_ms, char *why,
         argv[argc++] = block;
     }
     argv[argc++] = "STREAMS";
-    for (size_t i = 0; i < s->ntopics; i++)
-        argv[argc++] = s->topics[i];
-    for (size_t i = 0; i < s->ntopics; i++)
+    for (size_t i = 0; i < k; i++)
+        argv[argc++] = s->topics[(first + i) % s->ntopics];
+    for (size_t i = 0; i < k; i++)
         argv[argc++] = ">";
     int rc = redisAppendCommandArgv(s->c, (int)argc, argv, NULL);
     free(argv);

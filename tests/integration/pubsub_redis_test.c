@@ -503,6 +503,121 @@ static void test_close_fails_waiting(void **state)
         fail_msg("close error: %s", d.msg);
 }
 
+/* A subscription that keeps every message (no ack) until told. */
+struct holder {
+    pthread_mutex_t lock;
+    struct ofe_msg *held[1024];
+    int n, max_seen;
+    struct ofe_sub *sub;
+};
+
+static void hold_msg(struct ofe_msg *m, void *opaque)
+{
+    struct holder *h = opaque;
+    pthread_mutex_lock(&h->lock);
+    h->held[h->n++] = m;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static int holder_count(struct holder *h)
+{
+    pthread_mutex_lock(&h->lock);
+    int n = h->n;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+static void test_inflight_bound(void **state)
+{
+    struct ofe_config_redis_bus r;
+    char err[600], why[600];
+    struct ofe_bus *b;
+    base(&r);
+    assert_int_equal(open_r(&r, 10000, &b, err, sizeof(err)), 0);
+    /* three topics: COUNT is per stream, the total must still fit */
+    const char *topics[] = {"bound-a", "bound-b", "bound-c"};
+    for (int i = 0; i < 300; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "bd-%d", i);
+        publish_ok(b, topics[i % 3], id);
+    }
+    struct holder h = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct ofe_sub_opts so = {.group = "g-bound",
+                              .topics = topics,
+                              .ntopics = 3,
+                              .max_inflight = 10,
+                              .start = OFE_START_OLDEST,
+                              .on_msg = hold_msg,
+                              .opaque = &h};
+    struct ofe_sub *s;
+    assert_int_equal(ofe_bus_subscribe(b, &so, &s, err, sizeof(err)), 0);
+    assert_true(wait_ready(b, why, sizeof(why), 5000));
+    uint64_t end = now_ms() + 10000;
+    while (holder_count(&h) < 10 && now_ms() < end)
+        msleep(10);
+    msleep(500);
+    assert_int_equal(holder_count(&h), 10);
+    assert_int_equal(ofe_sub_inflight(s), 10);
+    /* acking frees the window: everything arrives, never more than 10 held */
+    int acked = 0;
+    end = now_ms() + 30000;
+    while (acked < 300 && now_ms() < end) {
+        pthread_mutex_lock(&h.lock);
+        int n = h.n;
+        pthread_mutex_unlock(&h.lock);
+        if (n - acked > 10)
+            fail_msg("%d messages held at once, max_inflight is 10", n - acked);
+        if (acked < n) {
+            ofe_msg_ack(h.held[acked++]);
+            continue;
+        }
+        msleep(2);
+    }
+    assert_int_equal(acked, 300);
+    ofe_sub_close(s);
+    ofe_bus_close(b, 1000);
+}
+
+static void test_held_not_reclaimed(void **state)
+{
+    /* processingTimeout 400 ms, checked every 100 ms: the holder keeps the
+     * message for 1.5 s and must not see it a second time */
+    struct ofe_config_redis_bus r;
+    char err[600], why[600];
+    struct ofe_bus *b;
+    base(&r);
+    r.processing_timeout_ms = 400;
+    r.redeliver_interval_ms = 100;
+    assert_int_equal(open_r(&r, 10000, &b, err, sizeof(err)), 0);
+    struct holder h = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    const char *topics[] = {"held-topic"};
+    struct ofe_sub_opts so = {.group = "g-held",
+                              .topics = topics,
+                              .ntopics = 1,
+                              .start = OFE_START_OLDEST,
+                              .on_msg = hold_msg,
+                              .opaque = &h};
+    struct ofe_sub *s;
+    assert_int_equal(ofe_bus_subscribe(b, &so, &s, err, sizeof(err)), 0);
+    assert_true(wait_ready(b, why, sizeof(why), 5000));
+    publish_ok(b, "held-topic", "held-1");
+    uint64_t end = now_ms() + 10000;
+    while (holder_count(&h) < 1 && now_ms() < end)
+        msleep(10);
+    msleep(1500);
+    assert_int_equal(holder_count(&h), 1);
+    /* the claims kept counting it in the PEL, though */
+    redisContext *c = raw();
+    redisReply *x = redisCommand(c, "XPENDING held-topic g-held - + 10");
+    assert_true(x && x->type == REDIS_REPLY_ARRAY && x->elements == 1);
+    assert_true(x->element[0]->element[3]->integer > 1);
+    freeReplyObject(x);
+    redisFree(c);
+    ofe_msg_ack(h.held[0]);
+    ofe_sub_close(s);
+    ofe_bus_close(b, 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +630,8 @@ int main(void)
         cmocka_unit_test(test_foreign_entries),
         cmocka_unit_test(test_stream_deleted),
         cmocka_unit_test(test_close_fails_waiting),
+        cmocka_unit_test(test_inflight_bound),
+        cmocka_unit_test(test_held_not_reclaimed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
