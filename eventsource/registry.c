@@ -3,6 +3,8 @@
 
 extern const struct es_kind es_kind_kafka;
 extern const struct es_kind es_kind_cron;
+extern const struct es_kind es_kind_redis;
+extern const struct es_kind es_kind_mqtt;
 extern const struct es_kind es_kind_nats;
 extern const struct es_kind es_kind_webhook;
 
