@@ -2,15 +2,23 @@
 #include "es.h"
 
 extern const struct es_kind es_kind_kafka;
-extern const struct es_kind es_kind_cron;
-extern const struct es_kind es_kind_redis;
-extern const struct es_kind es_kind_mqtt;
 extern const struct es_kind es_kind_nats;
+extern const struct es_kind es_kind_mqtt;
+extern const struct es_kind es_kind_redis;
+extern const struct es_kind es_kind_cron;
 extern const struct es_kind es_kind_webhook;
 
+/* clang-format off */
 const struct es_kind *const es_kinds[] = {
-    &es_kind_kafka, &es_kind_cron, &es_kind_nats, &es_kind_webhook, NULL,
+    &es_kind_kafka,
+    &es_kind_nats,
+    &es_kind_mqtt,
+    &es_kind_redis,
+    &es_kind_cron,
+    &es_kind_webhook,
+    NULL,
 };
+/* clang-format on */
 
 const struct es_kind *es_kind_find(enum ofe_config_source_kind k)
 {
