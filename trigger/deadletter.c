@@ -142,10 +142,10 @@ static void dls_try(struct dlsop *op)
     struct trg_job *j = op->j;
     struct trg_subscriber *s = j->s;
     char err[256] = "";
-    int rc = trg_http_send(s->t, s->dls, op->ev, on_dls_done, NULL, op, err, sizeof(err));
+    int rc = trg_http_send(s->t, s->dls[j->lane], op->ev, on_dls_done, NULL, op, err, sizeof(err));
     if (rc == 0)
         return;
-    if (rc == OFE_EAGAIN && trg_http_later(s->t, 5, dls_later, op) == 0)
+    if (rc == OFE_EAGAIN && trg_http_later(s->t, j->lane, 5, dls_later, op) == 0)
         return;
     if (rc == OFE_EAGAIN || rc == OFE_ECLOSED) {
         atomic_store(&j->give_back, true);

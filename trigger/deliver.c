@@ -20,6 +20,7 @@ struct trg_job *trg_job_new(struct trg_subscriber *s, struct trg_msg *m, enum tr
     j->s = s;
     j->m = m;
     j->ev = ofe_ce_ref(ev);
+    j->lane = atomic_fetch_add(&s->next_lane, 1) % s->t->nhttp;
     if (s->ordered && kind == TRG_JOB_EVENT) {
         const char *k = ofe_ce_get_str(ev, "partitionkey");
         if (!(j->key = strdup(k ? k : TRG_NO_KEY))) {
@@ -49,24 +50,25 @@ int trg_http_send(struct trg_trigger *t, struct ofe_sender *s, struct ofe_ce *ev
                   size_t errstr_size)
 {
     int rc;
-    pthread_mutex_lock(&t->http_lock);
+    pthread_rwlock_rdlock(&t->http_lock);
     if (atomic_load(&t->aborting))
         rc = ofe_err(errstr, errstr_size, OFE_ECLOSED, "the trigger is stopping");
     else
         rc = ofe_sender_send(s, ev, done, on_retry, opaque, errstr, errstr_size);
-    pthread_mutex_unlock(&t->http_lock);
+    pthread_rwlock_unlock(&t->http_lock);
     return rc;
 }
 
-int trg_http_later(struct trg_trigger *t, uint32_t delay_ms, void (*fn)(void *opaque), void *opaque)
+int trg_http_later(struct trg_trigger *t, unsigned lane, uint32_t delay_ms,
+                   void (*fn)(void *opaque), void *opaque)
 {
     int rc;
-    pthread_mutex_lock(&t->http_lock);
+    pthread_rwlock_rdlock(&t->http_lock);
     if (atomic_load(&t->aborting))
         rc = OFE_ECLOSED;
     else
-        rc = ofe_http_client_later(t->http, delay_ms, fn, opaque);
-    pthread_mutex_unlock(&t->http_lock);
+        rc = ofe_http_client_later(t->http[lane % t->nhttp], delay_ms, fn, opaque);
+    pthread_rwlock_unlock(&t->http_lock);
     return rc;
 }
 
@@ -165,10 +167,11 @@ static void send_sink(struct trg_job *j)
 {
     struct trg_subscriber *s = j->s;
     char err[256] = "";
-    int rc = trg_http_send(s->t, s->sink, j->ev, on_sink_done, on_sink_retry, j, err, sizeof(err));
+    int rc = trg_http_send(s->t, s->sink[j->lane], j->ev, on_sink_done, on_sink_retry, j, err,
+                           sizeof(err));
     if (rc == 0)
         return;
-    if (rc == OFE_EAGAIN && trg_http_later(s->t, 5, sink_later, j) == 0)
+    if (rc == OFE_EAGAIN && trg_http_later(s->t, j->lane, 5, sink_later, j) == 0)
         return;
     if (rc == OFE_EAGAIN || rc == OFE_ECLOSED) {
         atomic_store(&j->give_back, true);

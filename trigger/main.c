@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ofe/daemon.h"
 #include "ofe/duration.h"
@@ -27,6 +28,7 @@ struct opts {
     uint32_t drain_ms;
     int ttl;
     const char *consumer;
+    unsigned http_threads;
 };
 
 static int set_consumer(void *target, const char *v, char *errstr, size_t errstr_size)
@@ -47,6 +49,15 @@ static int set_uint(void *target, const char *v, char *errstr, size_t errstr_siz
                        "wants a number from %ld to %ld, not \"%s\"", lo, hi, v);
     *(long *)target = n;
     return 0;
+}
+
+static int set_http_threads(void *target, const char *v, char *errstr, size_t errstr_size)
+{
+    long n;
+    int rc = set_uint(&n, v, errstr, errstr_size, 1, 64);
+    if (!rc)
+        ((struct opts *)target)->http_threads = (unsigned)n;
+    return rc;
 }
 
 static int set_inflight(void *target, const char *v, char *errstr, size_t errstr_size)
@@ -131,13 +142,21 @@ static int validate(struct ofe_config *cfg)
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.max_inflight = 1024, .drain_ms = 30000, .ttl = TRG_TTL_DEFAULT};
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    struct opts o = {.max_inflight = 1024,
+                     .drain_ms = 30000,
+                     .ttl = TRG_TTL_DEFAULT,
+                     .http_threads = ncpu < 1   ? 1
+                                     : ncpu > 4 ? 4
+                                                : (unsigned)ncpu};
     const struct ofe_daemon_opt extra[] = {
         {"max-inflight", "N", "bus messages held per trigger (default 1024)", set_inflight, &o},
         {"drain-timeout", "DURATION", "stop/reload: wait for work in flight (default 30s)",
          set_drain, &o},
         {"consumer", "NAME", "member name in consumer groups (default ofe-HOST-PID)", set_consumer,
          &o},
+        {"http-threads", "N", "HTTP client threads per trigger (default: CPUs, at most 4)",
+         set_http_threads, &o},
         {"reply-ttl", "N", "loop guard of events without ofettl (default 16)", set_ttl, &o},
         {0},
     };
@@ -171,6 +190,7 @@ int main(int argc, char **argv)
         .drain_ms = o.drain_ms,
         .ttl_default = o.ttl,
         .consumer = o.consumer,
+        .http_threads = o.http_threads,
     };
     struct trg_runtime *rt = buses ? trg_runtime_new(&ro, err, sizeof(err)) : NULL;
     if (!rt) {

@@ -117,7 +117,7 @@ static void pub_try(void *opaque)
         return;
     /* The bus has too many publishes waiting for confirmation: try again
      * shortly (the job keeps its slot, so this pushes back too). */
-    if (rc == OFE_EAGAIN && trg_http_later(t, 5, pub_try, op) == 0)
+    if (rc == OFE_EAGAIN && trg_http_later(t, op->j->lane, 5, pub_try, op) == 0)
         return;
     pub_outcome(op, rc == OFE_EAGAIN ? OFE_ECLOSED : rc, err);
 }

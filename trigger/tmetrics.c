@@ -29,6 +29,12 @@ void trg_metrics_trigger(struct trg_trigger *t)
     }
 }
 
+/* Finer than the registry's default around the milliseconds a local sink
+ * answers in. */
+static const double latency_bounds[] = {
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01,
+    0.025,  0.05,    0.1,    0.25,    0.5,   1,      2.5,   5,     10,    30,    60};
+
 void trg_metrics_subscriber(struct trg_subscriber *s)
 {
     struct ofe_metrics *m = trg__metrics(s->t->rt);
@@ -69,7 +75,8 @@ void trg_metrics_subscriber(struct trg_subscriber *s)
                                   "Deliveries waiting for a concurrency slot or their key", l);
     x->latency = ofe_metrics_histogram(
         m, "ofe_trigger_delivery_latency_seconds",
-        "From the arrival of the bus message to the sink's 2xx, retries included", l, NULL, 0);
+        "From the arrival of the bus message to the sink's 2xx, retries included", l,
+        latency_bounds, sizeof(latency_bounds) / sizeof(latency_bounds[0]));
 }
 
 void trg_metrics_forget(struct ofe_metrics *m, const char *trigger_id)

@@ -26,9 +26,10 @@ static void policy_from(const struct ofe_config_delivery *d, bool jitter,
     p->jitter = jitter;
 }
 
+/* One sender per HTTP client of the trigger (lane). */
 static int make_sender(struct trg_trigger *t, const struct ofe_config_subscriber *sc,
                        const struct ofe_config_destination *d, bool want_reply, char **url_out,
-                       struct ofe_sender **out, char *errstr, size_t errstr_size)
+                       struct ofe_sender ***out, char *errstr, size_t errstr_size)
 {
     char url[2048];
     if (ofe_config_destination_url(d, t->doc->doc.namespace, url, sizeof(url)) != 0)
@@ -41,9 +42,11 @@ static int make_sender(struct trg_trigger *t, const struct ofe_config_subscriber
     };
     policy_from(&sc->delivery, !trg__opts(t->rt)->no_jitter, &so.policy);
     char err[256];
-    *out = ofe_sender_new(t->http, &so, err, sizeof(err));
-    if (!*out)
-        return ofe_err(errstr, errstr_size, OFE_EINVAL, "%s: %s", d->node.path, err);
+    if (!(*out = calloc(t->nhttp, sizeof(**out))))
+        return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
+    for (unsigned i = 0; i < t->nhttp; i++)
+        if (!((*out)[i] = ofe_sender_new(t->http[i], &so, err, sizeof(err))))
+            return ofe_err(errstr, errstr_size, OFE_EINVAL, "%s: %s", d->node.path, err);
     *url_out = strdup(url);
     return *url_out ? 0 : ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
 }
@@ -99,7 +102,7 @@ int trg_trigger_build(struct trg_runtime *rt, struct trg_cfgref *cfg,
     t->doc = doc;
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
-    pthread_mutex_init(&t->http_lock, NULL);
+    pthread_rwlock_init(&t->http_lock, NULL);
     int rc = OFE_ENOMEM;
     size_t idlen = strlen(doc->doc.namespace) + strlen(doc->doc.name) + 2;
     if (!(t->id = malloc(idlen)))
@@ -147,16 +150,20 @@ int trg_trigger_build(struct trg_runtime *rt, struct trg_cfgref *cfg,
     int64_t w = doc->spec.condition_window_ms > 0 ? doc->spec.condition_window_ms : 60000;
     t->window_ns = (uint64_t)w * 1000000u;
 
-    /* The trigger's own HTTP client. */
+    /* The trigger's own HTTP clients. */
     struct ofe_http_client_opts ho = {
         .max_inflight = trg__opts(rt)->http_max_inflight,
         .max_host_conns = 256,
         .component = TRG_COMPONENT,
     };
-    t->http = ofe_http_client_new(&ho, err, sizeof(err));
-    if (!t->http) {
-        rc = ofe_err(errstr, errstr_size, OFE_ENOMEM, "%s", err);
-        goto fail;
+    unsigned nh = trg__opts(rt)->http_threads ? trg__opts(rt)->http_threads : 1;
+    if (!(t->http = calloc(nh, sizeof(*t->http))))
+        goto nomem;
+    for (; t->nhttp < nh; t->nhttp++) {
+        if (!(t->http[t->nhttp] = ofe_http_client_new(&ho, err, sizeof(err)))) {
+            rc = ofe_err(errstr, errstr_size, OFE_ENOMEM, "%s", err);
+            goto fail;
+        }
     }
 
     t->nsubs = doc->spec.subscribers.n;
@@ -224,6 +231,22 @@ bool trg_trigger_wait_idle(struct trg_trigger *t, uint32_t drain_ms)
     return idle;
 }
 
+static void set_aborting(struct trg_trigger *t)
+{
+    pthread_rwlock_wrlock(&t->http_lock);
+    atomic_store(&t->aborting, true);
+    pthread_rwlock_unlock(&t->http_lock);
+}
+
+/* Cancels every send still running (their callbacks run now). */
+static void destroy_http(struct trg_trigger *t)
+{
+    for (unsigned i = 0; t->http && i < t->nhttp; i++) {
+        ofe_http_client_destroy(t->http[i]);
+        t->http[i] = NULL;
+    }
+}
+
 void trg_trigger_stop(struct trg_trigger *t, uint32_t drain_ms)
 {
     ofe_sub_close(t->sub);
@@ -238,13 +261,10 @@ void trg_trigger_stop(struct trg_trigger *t, uint32_t drain_ms)
                  held, drain_ms);
         /* From now on nothing new starts: queued jobs and sends in flight
          * give their message back. */
-        pthread_mutex_lock(&t->http_lock);
-        atomic_store(&t->aborting, true);
-        pthread_mutex_unlock(&t->http_lock);
+        set_aborting(t);
         for (size_t i = 0; i < t->nsubs; i++)
             trg_dispatch_flush(&t->subs[i]);
-        ofe_http_client_destroy(t->http);
-        t->http = NULL;
+        destroy_http(t);
         /* Publishes in flight complete within the bus's publish timeout. */
         while (!trg_trigger_wait_idle(t, 5000)) {
             pthread_mutex_lock(&t->lock);
@@ -253,11 +273,8 @@ void trg_trigger_stop(struct trg_trigger *t, uint32_t drain_ms)
             OFE_WARN(TRG_COMPONENT, t->id, "waiting for %u publish(es) to complete", held);
         }
     }
-    pthread_mutex_lock(&t->http_lock);
-    atomic_store(&t->aborting, true);
-    pthread_mutex_unlock(&t->http_lock);
-    ofe_http_client_destroy(t->http);
-    t->http = NULL;
+    set_aborting(t);
+    destroy_http(t);
 }
 
 void trg_trigger_free(struct trg_trigger *t)
@@ -265,12 +282,17 @@ void trg_trigger_free(struct trg_trigger *t)
     if (!t)
         return;
     ofe_sub_close(t->sub);
-    ofe_http_client_destroy(t->http);
+    destroy_http(t);
+    free(t->http);
     for (size_t i = 0; t->subs && i < t->nsubs; i++) {
         struct trg_subscriber *s = &t->subs[i];
         trg_dispatch_fini(s);
-        ofe_sender_destroy(s->sink);
-        ofe_sender_destroy(s->dls);
+        for (unsigned k = 0; k < t->nhttp; k++) {
+            ofe_sender_destroy(s->sink ? s->sink[k] : NULL);
+            ofe_sender_destroy(s->dls ? s->dls[k] : NULL);
+        }
+        free(s->sink);
+        free(s->dls);
         free(s->sink_url);
         free(s->dls_url);
         trg_filter_free(s->filter);
@@ -285,6 +307,6 @@ void trg_trigger_free(struct trg_trigger *t)
     free(t->id);
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->cond);
-    pthread_mutex_destroy(&t->http_lock);
+    pthread_rwlock_destroy(&t->http_lock);
     free(t);
 }

@@ -82,7 +82,8 @@ struct trg_runtime_opts {
     uint32_t drain_ms;          /* SIGTERM / reload: wait this long for in-flight work */
     int ttl_default;            /* loop guard start value; 0 = TRG_TTL_DEFAULT */
     const char *consumer;       /* member name in consumer groups; NULL = bus client id */
-    unsigned http_max_inflight; /* HTTP transfers at once; 0 = 1024 */
+    unsigned http_max_inflight; /* HTTP transfers at once per client; 0 = 1024 */
+    unsigned http_threads;      /* HTTP clients (threads) per trigger; 0 = 1 */
     bool no_jitter;             /* tests: exact backoff schedule (no full jitter) */
 };
 
@@ -139,8 +140,9 @@ struct trg_subscriber {
     const char *name;
     struct trg_filter *filter; /* NULL: everything passes */
     const struct ofe_condition *cond;
-    char *sink_url, *dls_url; /* NULL when absent */
-    struct ofe_sender *sink, *dls;
+    char *sink_url, *dls_url;        /* NULL when absent */
+    struct ofe_sender **sink, **dls; /* one per HTTP client (lane); NULL when absent */
+    atomic_uint next_lane;
     const char *topic, *dlt, *reply_topic; /* point into cfg; NULL when absent */
     bool ordered;
     unsigned concurrency;
@@ -174,8 +176,9 @@ struct trg_trigger {
     struct ofe_config_busdesc busdesc; /* pointers into cfg */
     struct ofe_bus *bus;
     struct ofe_sub *sub;
-    struct ofe_http_client *http; /* the trigger's own: stopping it cancels its sends */
-    char **topics;                /* distinct input topics */
+    struct ofe_http_client **http; /* the trigger's own: stopping them cancels its sends */
+    unsigned nhttp;                /* lanes: jobs spread over the clients' threads */
+    char **topics;                 /* distinct input topics */
     size_t ntopics;
     struct trg_input *inputs;
     size_t ninputs;
@@ -185,9 +188,9 @@ struct trg_trigger {
 
     pthread_mutex_t lock; /* held / drained */
     pthread_cond_t cond;
-    unsigned held;             /* bus messages not yet acked or nacked */
-    pthread_mutex_t http_lock; /* aborting vs. submissions to http */
-    atomic_bool aborting;      /* give back instead of finishing (forced stop) */
+    unsigned held;              /* bus messages not yet acked or nacked */
+    pthread_rwlock_t http_lock; /* aborting (writer) vs. submissions to http (readers) */
+    atomic_bool aborting;       /* give back instead of finishing (forced stop) */
 
     struct ofe_counter *m_invalid, *m_invalid_dropped, *m_acked, *m_nacked;
     struct ofe_gauge *m_held;
@@ -216,6 +219,7 @@ struct trg_job {
     struct ofe_ce *ev; /* owned reference; for TRG_JOB_INVALID: the wrapper */
     char *key;         /* ordered mode: the partition key */
     struct trg_keyq *kq;
+    unsigned lane;         /* HTTP client of this job */
     bool slotted;          /* counted in s->running */
     atomic_int pending;    /* destinations outstanding (+1 while starting) */
     atomic_bool again;     /* redeliver the message later (transient failure) */
@@ -301,8 +305,8 @@ int trg_http_send(struct trg_trigger *t, struct ofe_sender *s, struct ofe_ce *ev
                   size_t errstr_size);
 /* Runs fn(opaque) on the trigger's HTTP client thread after delay_ms.
  * Returns 0, or OFE_ECLOSED when the trigger is aborting. */
-int trg_http_later(struct trg_trigger *t, uint32_t delay_ms, void (*fn)(void *opaque),
-                   void *opaque);
+int trg_http_later(struct trg_trigger *t, unsigned lane, uint32_t delay_ms,
+                   void (*fn)(void *opaque), void *opaque);
 
 /* reply.c */
 /* Returns a copy of ev carrying the decremented loop guard, or NULL when
