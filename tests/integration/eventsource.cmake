@@ -23,3 +23,7 @@ ofe_unit_test(test_es_redis integration/test_es_redis.c LIBS es_testlib LABELS i
 if(OFE_TESTS)
   add_dependencies(test_es_redis ofe-eventsource ofe-eventbus)
 endif()
+ofe_unit_test(test_es_kill integration/test_es_kill.c LIBS es_testlib LABELS integration)
+if(OFE_TESTS)
+  add_dependencies(test_es_kill ofe-eventsource ofe-kafka-mock)
+endif()
