@@ -22,6 +22,8 @@
  *             delivered and acked before exit (a restart redelivers nothing)
  *   reload    SIGHUP adds a trigger; the unchanged one keeps running
  *   validate  --validate accepts a good file and names the error in a bad one
+ *   eventsource  ofe-eventsource (a cron and a webhook event) -> the bus ->
+ *             ofe-trigger (conditions, filters) -> sink, every attribute checked
  *
  * Exit status 0 passed, 1 failed, 77 skipped (a server binary is missing). */
 #include <errno.h>
@@ -938,6 +940,188 @@ static int scenario_reload(void)
     return 0;
 }
 
+/* ---- EventSource (cron + webhook) -> bus -> Trigger -> sink ---------------- */
+
+struct es_check {
+    int ticks, hooks, passthrough, both, first_both_is_tick, bad;
+};
+
+static bool attr_is(const struct ofe_ce *ev, const char *name, const char *want)
+{
+    const char *v = ofe_ce_get_str(ev, name);
+    if (v && !strcmp(v, want))
+        return true;
+    fprintf(stderr, "attribute %s: \"%s\", expected \"%s\"\n", name, v ? v : "(missing)", want);
+    return false;
+}
+
+static bool data_is(const struct ofe_ce *ev, const char *want)
+{
+    size_t n = strlen(want);
+    if (ev->has_data && ev->data_len == n && !memcmp(ev->data, want, n))
+        return true;
+    fprintf(stderr, "data \"%.*s\", expected \"%s\"\n", (int)ev->data_len,
+            ev->data ? (const char *)ev->data : "", want);
+    return false;
+}
+
+static int es_line(void *arg, json_t *line, struct ofe_ce *ev)
+{
+    struct es_check *c = arg;
+    const char *path = json_string_value(json_object_get(line, "path"));
+    if (!ev || !path)
+        return 0;
+    const char *type = ofe_ce_get_str(ev, "type");
+    bool tick = type && !strcmp(type, "dev.ofevents.cron.tick");
+    bool hook = type && !strcmp(type, "dev.ofevents.webhook.request");
+    bool ok = true;
+    if (tick) {
+        ok = attr_is(ev, "specversion", "1.0") &&
+             attr_is(ev, "source", "/namespaces/default/eventsources/es/tick") &&
+             attr_is(ev, "datacontenttype", "application/json") && ofe_ce_get(ev, "time", 4) &&
+             ofe_ce_get(ev, "id", 2) && data_is(ev, "{\"k\":\"v\"}");
+    } else if (hook) {
+        ok = attr_is(ev, "specversion", "1.0") &&
+             attr_is(ev, "source", "/namespaces/default/eventsources/es/hook") &&
+             attr_is(ev, "datacontenttype", "application/json") && ofe_ce_get(ev, "time", 4) &&
+             ofe_ce_get(ev, "id", 2) && data_is(ev, "{\"order\":42}");
+    } else {
+        ok = attr_is(ev, "id", "wh-1") && attr_is(ev, "source", "/mine") &&
+             attr_is(ev, "type", "my.type") && attr_is(ev, "myext", "x y") &&
+             attr_is(ev, "subject", "s1") && attr_is(ev, "datacontenttype", "text/plain") &&
+             data_is(ev, "hi there");
+        size_t n = 0;
+        while (ofe_ce_attr_at(ev, n))
+            n++;
+        if (n != 7) {
+            fprintf(stderr, "the passed-through event has %zu attributes, 7 expected\n", n);
+            ok = false;
+        }
+    }
+    if (!ok) {
+        c->bad++;
+        return 0;
+    }
+    if (!strcmp(path, "/ticks"))
+        c->ticks += tick ? 1 : 100;
+    else if (!strcmp(path, "/hooks"))
+        c->hooks += hook ? 1 : 100;
+    else if (!strcmp(path, "/both")) {
+        if (!c->both)
+            c->first_both_is_tick = tick;
+        c->both++;
+        if (!tick && !hook)
+            c->passthrough++;
+    }
+    return 0;
+}
+
+static int http_post(const char *url, const char *const *headers, const char *body)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    for (int i = 0; headers && headers[i]; i++)
+        h = curl_slist_append(h, headers[i]);
+    struct ofe_buf b = OFE_BUF_INIT;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    ofe_buf_fini(&b);
+    return (int)status;
+}
+
+static int scenario_eventsource(void)
+{
+    char *esbin = tu_build_path("eventsource/ofe-eventsource");
+    bool have = access(esbin, X_OK) == 0;
+    if (!have) {
+        printf("eventsource: SKIPPED: %s is not built\n", esbin);
+        free(esbin);
+        return 0;
+    }
+    struct sinkp sink;
+    CHECK(sink_start(&sink, "es-sink", NULL) == 0, "sink");
+    int hook_port = tu_free_port();
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/es.yaml", g_dir);
+    write_file(path,
+               "apiVersion: events.openfunction.io/v1alpha1\nkind: EventSource\n"
+               "metadata: {name: es}\nspec:\n  eventBus: default\n"
+               "  cron:\n    tick: {schedule: '@every 1s', data: '{\"k\":\"v\"}', contentType: "
+               "application/json}\n"
+               "  webhook:\n    hook: {address: 127.0.0.1, port: %d, endpoint: /hook}\n",
+               hook_port);
+    snprintf(path, sizeof(path), "%s/es-trigger.yaml", g_dir);
+    write_file(path,
+               "apiVersion: events.openfunction.io/v1alpha1\nkind: Trigger\n"
+               "metadata: {name: es-trigger}\nspec:\n  eventBus: default\n"
+               "  inputs:\n    tick: {eventSource: es, event: tick}\n"
+               "    hook: {eventSource: es, event: hook}\n"
+               "  subscribers:\n"
+               "  - name: ticks\n    condition: tick\n"
+               "    filter: \"type = 'dev.ofevents.cron.tick'\"\n    sink: {uri: '%s/ticks'}\n"
+               "  - name: hooks\n    condition: hook\n"
+               "    filters: [{exact: {type: dev.ofevents.webhook.request}}]\n"
+               "    sink: {uri: '%s/hooks'}\n"
+               "  - name: both\n    condition: tick && hook\n    sink: {uri: '%s/both'}\n",
+               sink.url, sink.url, sink.url);
+    struct trigp t;
+    CHECK(trig_start(&t, "es-trigger", "es-trigger.yaml", "es-1") == 0, "trigger");
+    CHECK(trig_ready(&t, 15000) == 0, "trigger ready");
+    char bus[4200], conf[4200], log[4200], port[16];
+    snprintf(bus, sizeof(bus), "%s/bus.yaml", g_dir);
+    snprintf(conf, sizeof(conf), "%s/es.yaml", g_dir);
+    snprintf(log, sizeof(log), "%s/eventsource.log", g_dir);
+    snprintf(port, sizeof(port), "%d", tu_free_port());
+    const char *av[] = {esbin, "--config", bus, "--config", conf, "--http-port", port, NULL};
+    struct tu_proc *es = tu_proc_start(av, log);
+    free(esbin);
+    CHECK(es && tu_wait_port(hook_port, 10000) == 0, "ofe-eventsource did not start");
+    /* Ticks arrive; "both" stays quiet until a webhook event was seen. */
+    CHECK(sink_wait_unique(&sink, 2, 20000) == 0, "cron events");
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", hook_port);
+    const char *json_h[] = {"Content-Type: application/json", NULL};
+    CHECK(http_post(url, json_h, "{\"order\":42}") / 100 == 2, "webhook POST refused");
+    const char *ce_h[] = {
+        "ce-specversion: 1.0", "ce-id: wh-1",    "ce-source: /mine",         "ce-type: my.type",
+        "ce-myext: x%20y",     "ce-subject: s1", "Content-Type: text/plain", NULL};
+    CHECK(http_post(url, ce_h, "hi there") / 100 == 2, "webhook CloudEvent refused");
+    uint64_t t0 = now_ms();
+    struct es_check c;
+    do {
+        msleep(200);
+        memset(&c, 0, sizeof(c));
+        CHECK(each_line(&sink, NULL, es_line, &c) == 0, "sink output");
+    } while ((c.both < 3 || !c.passthrough) && now_ms() - t0 < 20000);
+    CHECK(c.bad == 0, "%d event(s) with wrong attributes", c.bad);
+    CHECK(c.ticks >= 2 && c.ticks < 100, "ticks subscriber: %d", c.ticks);
+    CHECK(c.hooks == 1, "hooks subscriber: %d", c.hooks);
+    CHECK(c.passthrough == 1, "the passed-through CloudEvent reached 'both' %d time(s)",
+          c.passthrough);
+    CHECK(c.both >= 3 && !c.first_both_is_tick,
+          "'both' (tick && hook) got %d event(s), the first %s", c.both,
+          c.first_both_is_tick ? "a tick before any webhook event" : "the webhook event");
+    printf("eventsource (%s): cron + webhook -> bus -> trigger (conditions, filters) -> sink: "
+           "%d ticks, every attribute as documented; 'tick && hook' fired only after the "
+           "webhook\n",
+           g_backend, c.ticks);
+    tu_proc_stop(es, SIGTERM, 20000);
+    tu_proc_free(es);
+    tu_proc_stop(t.p, SIGTERM, 20000);
+    tu_proc_free(t.p);
+    tu_proc_free(sink.p);
+    return 0;
+}
+
 static int run_validate(const char *file, char **out)
 {
     char bus[4200], conf[4200], cmd[13000], log[4200];
@@ -1041,6 +1225,8 @@ int main(int argc, char **argv)
             rc = scenario_reload();
         else if (!strcmp(s, "validate"))
             rc = scenario_validate();
+        else if (!strcmp(s, "eventsource"))
+            rc = scenario_eventsource();
         else {
             fprintf(stderr, "unknown scenario %s\n", s);
             rc = -1;
