@@ -37,6 +37,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@
 #include "ofe/config.h"
 #include "ofe/err.h"
 #include "ofe/log.h"
+#include "ofe/metrics.h"
 #include "pubsub_int.h"
 
 #define R_DEFAULT_PORT          6379
@@ -64,6 +66,17 @@
 #define R_ID_MAX                48
 #define R_RBUF                  (256 * 1024)
 #define R_FEED                  4096 /* bytes per redisReaderFeed */
+
+/* The backend's threads do all its socket writes; a server that closed
+ * the connection must give EPIPE there, not kill the process (hiredis 0.14
+ * writes with write(2), without MSG_NOSIGNAL). */
+static void block_sigpipe(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
 
 static uint64_t now_ns(void)
 {
@@ -696,7 +709,8 @@ static int cmd_write(struct rctx *x, char *why, size_t whysz)
             off = 0;
             n++;
         }
-        ssize_t w = writev(x->c->fd, iov, n);
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(x->c->fd, &mh, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 return 0;
@@ -814,6 +828,7 @@ static void cmd_poll(struct rctx *x, int fd, short events, int timeout_ms, short
 static void *cmd_run(void *arg)
 {
     struct rctx *x = arg;
+    block_sigpipe();
     char *rbuf = malloc(R_RBUF);
     unsigned attempt = 0;
     uint64_t last_expire = 0, next_connect = 0;
@@ -1164,9 +1179,10 @@ struct rsub {
     struct islot *slots;
     uint32_t nslots, *free_slots, nfree;
     bool claim_unsupported;
-    bool ahead;     /* an XREADGROUP was sent and its reply not read yet */
-    unsigned asked; /* entries the last XREADGROUP asked for */
-    size_t rr;      /* first stream of the next read when not all fit */
+    bool ahead;                            /* an XREADGROUP was sent and its reply not read yet */
+    unsigned asked;                        /* entries the last XREADGROUP asked for */
+    size_t rr;                             /* first stream of the next read when not all fit */
+    struct ofe_gauge **g_lag, **g_pending; /* per topic, when the bus has metrics */
     /* under ctx lock */
     struct rsub *next;
     bool up;
@@ -1671,6 +1687,47 @@ static int read_new(struct rsub *s, unsigned cap, uint32_t block_ms, bool may_re
     return rc;
 }
 
+#define R_INFO_MS 5000
+
+/* Sets the lag and pending gauges of each topic from XINFO GROUPS (Redis 7
+ * reports `lag`; older servers and unknown lag leave that gauge as it was).
+ * Returns 0, or -1 when the connection broke. */
+static int update_gauges(struct rsub *s, char *why, size_t whysz)
+{
+    for (size_t ti = 0; ti < s->ntopics; ti++) {
+        const char *argv[] = {"XINFO", "GROUPS", s->topics[ti]};
+        redisReply *r = sub_cmd(s, 3, argv, NULL, why, whysz);
+        if (!r)
+            return -1;
+        for (size_t g = 0; r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+            redisReply *m = r->element[g];
+            if (m->type != REDIS_REPLY_ARRAY)
+                continue;
+            bool mine = false;
+            long long lag = -1, pending = -1;
+            for (size_t k = 0; k + 1 < m->elements; k += 2) {
+                redisReply *key = m->element[k], *v = m->element[k + 1];
+                if (key->type != REDIS_REPLY_STRING && key->type != REDIS_REPLY_STATUS)
+                    continue;
+                if (!strcmp(key->str, "name") && v->type == REDIS_REPLY_STRING)
+                    mine = !strcmp(v->str, s->group);
+                else if (!strcmp(key->str, "lag") && v->type == REDIS_REPLY_INTEGER)
+                    lag = v->integer;
+                else if (!strcmp(key->str, "pending") && v->type == REDIS_REPLY_INTEGER)
+                    pending = v->integer;
+            }
+            if (!mine)
+                continue;
+            if (lag >= 0)
+                ofe_gauge_set(s->g_lag[ti], (double)lag);
+            if (pending >= 0)
+                ofe_gauge_set(s->g_pending[ti], (double)pending);
+        }
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
 static void sub_drop_conn(struct rsub *s)
 {
     s->ahead = false;
@@ -1684,11 +1741,13 @@ static void sub_drop_conn(struct rsub *s)
 static void *sub_run(void *arg)
 {
     struct rsub *s = arg;
+    block_sigpipe();
     struct rctx *x = s->x;
     unsigned attempt = 0;
     char why[700];
     /* at once: take over what dead members left (redeliverInterval 0: never) */
     uint64_t next_claim = x->cf.redeliver_ms ? 0 : UINT64_MAX;
+    uint64_t next_info = 0;
     bool groups_ok = false;
     while (!sub_stopping(s)) {
         if (!s->c) {
@@ -1739,7 +1798,8 @@ static void *sub_run(void *arg)
         if (s->ahead) {
             /* a read is on its way: take it before anything else is sent */
             bool nogroup = false;
-            if (read_new(s, 0, 0, now < next_claim, why, sizeof(why), &nogroup) != 0) {
+            bool chain = now < next_claim && (!s->g_lag || now < next_info);
+            if (read_new(s, 0, 0, chain, why, sizeof(why), &nogroup) != 0) {
                 if (sub_stopping(s))
                     break;
                 sub_state(s, false, why);
@@ -1760,7 +1820,19 @@ static void *sub_run(void *arg)
             next_claim = x->cf.redeliver_ms ? now_ns() + MS(x->cf.redeliver_ms) : UINT64_MAX;
             continue;
         }
+        if (s->g_lag && now >= next_info) {
+            if (update_gauges(s, why, sizeof(why)) != 0) {
+                if (sub_stopping(s))
+                    break;
+                sub_state(s, false, why);
+                sub_drop_conn(s);
+                continue;
+            }
+            next_info = now_ns() + MS(R_INFO_MS);
+        }
         uint64_t until = (next_claim - now) / 1000000u;
+        if (s->g_lag && next_info > now && (next_info - now) / 1000000u < until)
+            until = (next_info - now) / 1000000u;
         pthread_mutex_lock(&x->lock);
         bool backlog = x->ack_backlog > R_ACK_BACKLOG_MAX;
         pthread_mutex_unlock(&x->lock);
@@ -1789,6 +1861,8 @@ static void *sub_run(void *arg)
 
 static void rsub_free(struct rsub *s)
 {
+    free(s->g_lag);
+    free(s->g_pending);
     free(s->buckets);
     free(s->cursor);
     free(s->slots);
@@ -1839,6 +1913,24 @@ static int r_subscribe(void *ctx, struct ofe_sub *sub, void **sctx, char *errstr
     if (!s->buckets || !s->cursor) {
         rsub_free(s);
         return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
+    }
+    struct ofe_metrics *met = ofe_bus__metrics(x->bus);
+    if (met) {
+        s->g_lag = calloc(s->ntopics, sizeof(*s->g_lag));
+        s->g_pending = calloc(s->ntopics, sizeof(*s->g_pending));
+        if (!s->g_lag || !s->g_pending) {
+            rsub_free(s);
+            return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < s->ntopics; i++) {
+            const char *lb[] = {"backend", "redis", "topic", s->topics[i], "group", s->group, NULL};
+            s->g_lag[i] = ofe_metrics_gauge(
+                met, "ofe_bus_consumer_lag",
+                "Entries of the topic not yet delivered to the group (XINFO GROUPS lag)", lb);
+            s->g_pending[i] = ofe_metrics_gauge(
+                met, "ofe_bus_consumer_pending",
+                "Entries delivered to the group and not yet acknowledged (its PEL)", lb);
+        }
     }
     if (x->cf.group && strcmp(x->cf.group, o->group))
         OFE_INFO(x->comp, "redis",

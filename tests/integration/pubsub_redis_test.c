@@ -19,6 +19,7 @@
 #include "ofe/config.h"
 #include "ofe/err.h"
 #include "ofe/log.h"
+#include "ofe/metrics.h"
 #include "ofe/pubsub.h"
 #include "servers.h"
 
@@ -618,6 +619,56 @@ static void test_held_not_reclaimed(void **state)
     ofe_bus_close(b, 1000);
 }
 
+static void test_lag_gauges(void **state)
+{
+    struct ofe_config_redis_bus r;
+    char err[600], why[600];
+    struct ofe_bus *b;
+    base(&r);
+    struct ofe_metrics *m = ofe_metrics_new();
+    struct ofe_config_busdesc d = {
+        .kind = OFE_CONFIG_BUS_REDIS, .kind_name = "redis", .options = &r.node, .redis = &r};
+    struct ofe_bus_opts o = {.component = "test", .metrics = m};
+    assert_int_equal(ofe_bus_open(&d, &o, &b, err, sizeof(err)), 0);
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "lag-%d", i);
+        publish_ok(b, "lag-topic", id);
+    }
+    struct holder h = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    const char *topics[] = {"lag-topic"};
+    struct ofe_sub_opts so = {.group = "g-lag",
+                              .topics = topics,
+                              .ntopics = 1,
+                              .max_inflight = 3,
+                              .start = OFE_START_OLDEST,
+                              .on_msg = hold_msg,
+                              .opaque = &h};
+    struct ofe_sub *s;
+    assert_int_equal(ofe_bus_subscribe(b, &so, &s, err, sizeof(err)), 0);
+    assert_true(wait_ready(b, why, sizeof(why), 5000));
+    const char *lb[] = {"backend", "redis", "topic", "lag-topic", "group", "g-lag", NULL};
+    struct ofe_gauge *lag = ofe_metrics_gauge(m, "ofe_bus_consumer_lag", "", lb);
+    struct ofe_gauge *pend = ofe_metrics_gauge(m, "ofe_bus_consumer_pending", "", lb);
+    /* three held of ten: after the next refresh (every 5 s) lag 7, pending 3 */
+    uint64_t end = now_ms() + 12000;
+    while ((ofe_gauge_get(lag) != 7 || ofe_gauge_get(pend) != 3) && now_ms() < end)
+        msleep(50);
+    if (ofe_gauge_get(lag) != 7 || ofe_gauge_get(pend) != 3)
+        fail_msg("lag %g pending %g (held %d)", ofe_gauge_get(lag), ofe_gauge_get(pend),
+                 holder_count(&h));
+    assert_int_equal(holder_count(&h), 3);
+    for (int i = 0; i < 3; i++)
+        ofe_msg_ack(h.held[i]);
+    ofe_sub_close(s);
+    pthread_mutex_lock(&h.lock);
+    for (int i = 3; i < h.n; i++)
+        ofe_msg_ack(h.held[i]);
+    pthread_mutex_unlock(&h.lock);
+    ofe_bus_close(b, 1000);
+    ofe_metrics_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -632,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_close_fails_waiting),
         cmocka_unit_test(test_inflight_bound),
         cmocka_unit_test(test_held_not_reclaimed),
+        cmocka_unit_test(test_lag_gauges),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
