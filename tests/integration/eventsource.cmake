@@ -2,6 +2,7 @@
 # from YAML, an HTTP sink in the test process): one test per source kind
 # (attributes at the sink and on the bus, failing sinks, a bus that is
 # down), and kill -9 under load for the at-least-once kinds.
+find_package(OpenSSL REQUIRED)
 if(OFE_TESTS)
   add_library(es_testlib STATIC integration/es_testlib.c)
   target_include_directories(es_testlib PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/integration)
@@ -26,4 +27,9 @@ endif()
 ofe_unit_test(test_es_kill integration/test_es_kill.c LIBS es_testlib LABELS integration)
 if(OFE_TESTS)
   add_dependencies(test_es_kill ofe-eventsource ofe-kafka-mock)
+endif()
+ofe_unit_test(test_es_daemon integration/test_es_daemon.c LIBS es_testlib OpenSSL::Crypto
+              LABELS integration)
+if(OFE_TESTS)
+  add_dependencies(test_es_daemon ofe-eventsource ofe-eventbus)
 endif()
