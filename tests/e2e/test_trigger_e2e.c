@@ -47,7 +47,8 @@
 #include "servers.h"
 #include "testutil.h"
 
-#define TOPIC "default-src-ev"
+static char TOPIC[128] = "default-src-ev"; /* the input of the current scenario */
+static char g_event[64] = "ev";
 
 static const char *g_backend;
 static struct tu_server *g_srv;
@@ -573,7 +574,7 @@ static int scenario_pipeline(void)
     write_file(path,
                "apiVersion: events.openfunction.io/v1alpha1\nkind: Trigger\n"
                "metadata: {name: e2e}\nspec:\n  eventBus: default\n"
-               "  inputs:\n    in: {eventSource: src, event: ev}\n"
+               "  inputs:\n    in: {eventSource: src, event: %s}\n"
                "  subscribers:\n"
                "  - name: bin\n    condition: in\n    sink: {uri: '%s/bin'}\n"
                "  - name: json\n    condition: in\n    mode: structured\n"
@@ -581,7 +582,7 @@ static int scenario_pipeline(void)
                "    sink: {uri: '%s/structured'}\n"
                "    deadLetterSink: {uri: '%s/dead'}\n"
                "    deadLetterTopic: default-e2e-dead\n",
-               sink.url, sink.url, dls.url);
+               g_event, sink.url, sink.url, dls.url);
     struct trigp t;
     CHECK(trig_start(&t, "pipe-trigger", "pipe.yaml", "pipe-1") == 0, "trigger");
     CHECK(trig_ready(&t, 15000) == 0, "ready");
@@ -628,7 +629,7 @@ static int inv_line(void *arg, json_t *line, struct ofe_ce *ev)
     const char *dest = ofe_ce_get_str(ev, "ofeerrordest");
     const char *data = ofe_ce_get_str(ev, "ofeerrordata");
     const char *ct = ofe_ce_get_str(ev, "datacontenttype");
-    if (dest && !strcmp(dest, "topic:" TOPIC) && data && *data && ct &&
+    if (dest && !strncmp(dest, "topic:", 6) && !strcmp(dest + 6, TOPIC) && data && *data && ct &&
         !strcmp(ct, "application/octet-stream") && ofe_ce_get(ev, "ofeerrorcode", 12) &&
         !strncmp(ofe_ce_get_str(ev, "id"), "invalid-", 8))
         c->found++;
@@ -653,11 +654,11 @@ static int scenario_invalid(void)
     write_file(path,
                "apiVersion: events.openfunction.io/v1alpha1\nkind: Trigger\n"
                "metadata: {name: inv}\nspec:\n  eventBus: default\n"
-               "  inputs:\n    in: {eventSource: src, event: ev}\n"
+               "  inputs:\n    in: {eventSource: src, event: %s}\n"
                "  subscribers:\n"
                "  - name: s\n    condition: in\n    sink: {uri: '%s/s'}\n"
                "    deadLetterSink: {uri: '%s/dead'}\n",
-               sink.url, dls.url);
+               g_event, sink.url, dls.url);
     struct trigp t;
     CHECK(trig_start(&t, "inv-trigger", "inv.yaml", "inv-1") == 0, "trigger");
     CHECK(trig_ready(&t, 15000) == 0, "ready");
@@ -722,9 +723,9 @@ static int scenario_kill9(void)
     write_file(path,
                "apiVersion: events.openfunction.io/v1alpha1\nkind: Trigger\n"
                "metadata: {name: kill}\nspec:\n  eventBus: default\n"
-               "  inputs:\n    in: {eventSource: src, event: ev}\n"
+               "  inputs:\n    in: {eventSource: src, event: %s}\n"
                "  subscribers:\n  - {name: s, condition: in, sink: {uri: '%s/k'}}\n",
-               sink.url);
+               g_event, sink.url);
     struct trigp t;
     CHECK(trig_start(&t, "kill-trigger", "kill.yaml", "kill-1") == 0, "trigger");
     CHECK(trig_ready(&t, 15000) == 0, "ready");
@@ -750,9 +751,17 @@ static int scenario_kill9(void)
     CHECK(trig_ready(&t, 15000) == 0, "ready after restart");
     pthread_join(pt, NULL);
     CHECK(pa.rc == 0, "publishing failed");
-    CHECK(sink_wait_unique(&sink, st0.unique + N, 60000) == 0, "every event after the restart");
+    /* Every k-i must arrive (the sink output is the judge, not a count). */
     struct kill_check c = {.seen = calloc((size_t)N, 1), .n = N};
-    CHECK(each_line(&sink, "/e2e", kill_line, &c) == 0, "sink output");
+    t0 = now_ms();
+    for (;;) {
+        memset(c.seen, 0, (size_t)N);
+        c.distinct = 0;
+        CHECK(each_line(&sink, "/e2e", kill_line, &c) == 0, "sink output");
+        if (c.distinct == N || now_ms() - t0 > 60000)
+            break;
+        msleep(300);
+    }
     free(c.seen);
     CHECK(c.distinct == N, "%d of %d events reached the sink", c.distinct, N);
     sink_stats(&sink, &st);
@@ -775,9 +784,9 @@ static int scenario_replicas(void)
     write_file(path,
                "apiVersion: events.openfunction.io/v1alpha1\nkind: Trigger\n"
                "metadata: {name: rep}\nspec:\n  eventBus: default\n"
-               "  inputs:\n    in: {eventSource: src, event: ev}\n"
+               "  inputs:\n    in: {eventSource: src, event: %s}\n"
                "  subscribers:\n  - {name: s, condition: in, sink: {uri: '%s/r'}}\n",
-               sink.url);
+               g_event, sink.url);
     struct trigp t1, t2;
     CHECK(trig_start(&t1, "rep-1", "rep.yaml", "rep-1") == 0, "trigger 1");
     CHECK(trig_start(&t2, "rep-2", "rep.yaml", "rep-2") == 0, "trigger 2");
@@ -830,10 +839,10 @@ static int scenario_drain(void)
     write_file(path,
                "apiVersion: events.openfunction.io/v1alpha1\nkind: Trigger\n"
                "metadata: {name: drain}\nspec:\n  eventBus: default\n"
-               "  inputs:\n    in: {eventSource: src, event: ev}\n"
+               "  inputs:\n    in: {eventSource: src, event: %s}\n"
                "  subscribers:\n  - {name: s, condition: in, concurrency: 32, sink: {uri: "
                "'%s/d'}}\n",
-               sink.url);
+               g_event, sink.url);
     struct trigp t;
     CHECK(trig_start(&t, "drain-trigger", "drain.yaml", "drain-1") == 0, "trigger");
     CHECK(trig_ready(&t, 15000) == 0, "ready");
@@ -887,9 +896,9 @@ static int scenario_reload(void)
     snprintf(one, sizeof(one),
              "apiVersion: events.openfunction.io/v1alpha1\nkind: Trigger\n"
              "metadata: {name: keep}\nspec:\n  eventBus: default\n"
-             "  inputs:\n    in: {eventSource: src, event: ev}\n"
+             "  inputs:\n    in: {eventSource: src, event: %s}\n"
              "  subscribers:\n  - {name: s, condition: in, sink: {uri: '%s/keep'}}\n",
-             sink.url);
+             g_event, sink.url);
     snprintf(two, sizeof(two),
              "apiVersion: events.openfunction.io/v1alpha1\nkind: Trigger\n"
              "metadata: {name: added}\nspec:\n  eventBus: default\n"
@@ -1211,6 +1220,10 @@ int main(int argc, char **argv)
     int rc = bus_setup();
     for (int i = 2; !rc && i < argc; i++) {
         const char *s = argv[i];
+        /* Each scenario reads its own topic: a new consumer group starts at
+         * the oldest event, and must not see the events of the others. */
+        snprintf(g_event, sizeof(g_event), "%s", s);
+        snprintf(TOPIC, sizeof(TOPIC), "default-src-%s", s);
         if (!strcmp(s, "pipeline"))
             rc = scenario_pipeline();
         else if (!strcmp(s, "invalid"))
