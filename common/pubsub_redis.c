@@ -587,6 +587,60 @@ static void expire(struct rctx *x, uint64_t now)
     }
 }
 
+static size_t dec_len(size_t v)
+{
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+static char *put_dec(char *p, size_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* RESP array of bulk strings, sized exactly (hiredis 0.14's formatter
+ * calls sprintf for every argument). Returns the malloc'd command and its
+ * length, or NULL. */
+static char *format_command(size_t argc, const char *const *argv, const size_t *argl, size_t *len)
+{
+    size_t total = 1 + dec_len(argc) + 2;
+    for (size_t i = 0; i < argc; i++)
+        total += 1 + dec_len(argl[i]) + 2 + argl[i] + 2;
+    char *cmd = malloc(total);
+    if (!cmd)
+        return NULL;
+    char *p = cmd;
+    *p++ = '*';
+    p = put_dec(p, argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (size_t i = 0; i < argc; i++) {
+        *p++ = '$';
+        p = put_dec(p, argl[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+        if (argl[i])
+            memcpy(p, argv[i], argl[i]);
+        p += argl[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *len = total;
+    return cmd;
+}
+
 /* Queues one id for XACK (called with the bus lock). Returns false when
  * out of memory (the entry then stays pending and is claimed again). */
 static bool bucket_add_locked(struct rctx *x, struct bucket *b, const char *id, size_t len)
@@ -628,16 +682,16 @@ static void build_acks_locked(struct rctx *x, struct req ***tailp)
             argv[3 + i] = b->ids[b->n - n + i].id;
             argl[3 + i] = b->ids[b->n - n + i].len;
         }
-        char *cmd = NULL;
+        size_t len = 0;
         struct req *q = calloc(1, sizeof(*q));
-        int len = q ? redisFormatCommandArgv(&cmd, (int)(3 + n), argv, argl) : -1;
-        if (len < 0) {
+        char *cmd = q ? format_command(3 + n, argv, argl, &len) : NULL;
+        if (!cmd) {
             free(q);
             return; /* try again next round */
         }
         q->kind = REQ_ACK;
         q->cmd = cmd;
-        q->len = (size_t)len;
+        q->len = len;
         q->deadline = UINT64_MAX;
         **tailp = q;
         *tailp = &q->next;
@@ -1091,10 +1145,8 @@ static int r_publish(void *ctx, const char *topic, struct ofe_pub *p, char *errs
         ARG(f.v[i].value, f.v[i].value_len);
     }
 #undef ARG
-    int len = redisFormatCommandArgv(&q->cmd, (int)argc, argv, argl);
-    if (len < 0)
+    if (!(q->cmd = format_command(argc, argv, argl, &q->len)))
         goto nomem;
-    q->len = (size_t)len;
     if (heap) {
         free(argv);
         free(argl);
