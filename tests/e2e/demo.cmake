@@ -1,0 +1,17 @@
+# The README's main job and the OpenFunction samples: each runs for a few
+# seconds with the real daemons and must deliver events to the function.
+find_program(OFE_DEMO_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT OFE_DEMO_PYTHON3)
+  find_program(OFE_DEMO_PYTHON3 python3)
+endif()
+foreach(sample demo eventsource-to-sink eventbus-and-trigger trigger-conditions multiple-sources)
+  if(sample STREQUAL "demo")
+    set(expect 4)
+  else()
+    set(expect 2)
+  endif()
+  ofe_script_test(sample_${sample}
+    COMMAND ${OFE_DEMO_PYTHON3} ${PROJECT_SOURCE_DIR}/scripts/demo.py --sample ${sample}
+            --build-dir ${PROJECT_BINARY_DIR} --duration 10 --interval 5 --expect ${expect}
+    LABELS e2e)
+endforeach()
