@@ -20,3 +20,6 @@ if(OFE_TESTS)
   trigger_e2e(trigger_e2e_kafka kafka pipeline replicas kill9)
   trigger_e2e(trigger_e2e_mqtt mqtt pipeline replicas kill9)
 endif()
+# `ofe sink` from the command line (curl and jq as clients).
+ofe_script_test(ofe_sink_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/test_ofe_sink.sh
+                LABELS "e2e;trigger")
