@@ -156,11 +156,12 @@ int trg_runtime_apply(struct trg_runtime *rt, struct ofe_config *cfg, char *errs
             OFE_ERROR(TRG_COMPONENT, doc->doc.name, "trigger %s/%s cannot run: %s%s",
                       doc->doc.namespace, doc->doc.name, err,
                       prev ? " (the previous version keeps running)" : "");
-            if (!first_err) {
+            if (!first_err)
                 first_err = rc;
+            /* Not ready only when the trigger does not run at all. */
+            if (!prev && !why[0])
                 snprintf(why, sizeof(why), "trigger %s/%s: %.300s", doc->doc.namespace,
                          doc->doc.name, err);
-            }
             if (prev) {
                 *pp = prev->next;
                 prev->next = keep;
@@ -176,10 +177,10 @@ int trg_runtime_apply(struct trg_runtime *rt, struct ofe_config *cfg, char *errs
         rc = trg_trigger_start(nt, err, sizeof(err));
         if (rc) {
             OFE_ERROR(TRG_COMPONENT, nt->id, "cannot subscribe: %s", err);
-            if (!first_err) {
+            if (!first_err)
                 first_err = rc;
+            if (!why[0])
                 snprintf(why, sizeof(why), "trigger %s: %.300s", nt->id, err);
-            }
             stop_and_free(rt, nt);
             continue;
         }
@@ -206,7 +207,9 @@ int trg_runtime_apply(struct trg_runtime *rt, struct ofe_config *cfg, char *errs
     if (!initial || first_err)
         OFE_INFO(TRG_COMPONENT, NULL, "%zu trigger(s) running", trg_runtime_count(rt));
     if (first_err)
-        ofe_err(errstr, errstr_size, first_err, "%s", why);
+        ofe_err(errstr, errstr_size, first_err, "%s",
+                why[0] ? why
+                       : "a changed trigger could not be rebuilt (its previous version runs)");
     return first_err;
 }
 
