@@ -546,11 +546,11 @@ static bool civil_next_match(const struct es_cron *k, struct civil *c, int64_t l
     return false;
 }
 
-int64_t es_cron_next(const struct es_cron *c, int64_t after_ms)
+/* The first tick strictly after Unix second `after` found by walking the
+ * wall clock forward from the wall time at after + 1. Returns seconds or
+ * -1. */
+static int64_t next_from(const struct es_cron *c, int64_t after)
 {
-    if (c->every_ms > 0)
-        return after_ms > INT64_MAX - c->every_ms ? -1 : after_ms + c->every_ms;
-    int64_t after = floor_div64(after_ms, 1000); /* whole seconds: ticks are on them */
     int64_t t = after + 1;
     struct civil cur;
     civil_from_secs(t + es_tz_offset(c->zone, t), &cur);
@@ -569,13 +569,13 @@ int64_t es_cron_next(const struct es_cron *c, int64_t after_ms)
              * too when the hour field is `*`. */
             int64_t first = u1 < u2 ? u1 : u2, second = u1 < u2 ? u2 : u1;
             if (first > after)
-                return first * 1000;
+                return first;
             if (second > after && c->hour_star)
-                return second * 1000;
+                return second;
         } else if (v1 || v2) {
             int64_t u = v1 ? u1 : u2;
             if (u > after)
-                return u * 1000;
+                return u;
         }
         /* Not this one (past, gap, or the skipped second occurrence): the
          * next civil second. */
@@ -583,4 +583,30 @@ int64_t es_cron_next(const struct es_cron *c, int64_t after_ms)
         civil_from_secs(l, &cur);
     }
     return -1;
+}
+
+int64_t es_cron_next(const struct es_cron *c, int64_t after_ms)
+{
+    if (c->every_ms > 0)
+        return after_ms > INT64_MAX - c->every_ms ? -1 : after_ms + c->every_ms;
+    int64_t after = floor_div64(after_ms, 1000); /* whole seconds: ticks are on them */
+    int64_t u = next_from(c, after);
+    /* Walking the wall clock from inside the first occurrence of a
+     * repeated hour skips the second one: when the clock goes back within
+     * a day, walk again from the transition and take the earlier tick. */
+    int32_t o1 = es_tz_offset(c->zone, after + 1);
+    if (es_tz_offset(c->zone, after + 1 + SECS_PER_DAY) < o1) {
+        int64_t lo = after + 1, hi = after + 1 + SECS_PER_DAY; /* offset(lo) = o1 > offset(hi) */
+        while (hi - lo > 1) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (es_tz_offset(c->zone, mid) < o1)
+                hi = mid;
+            else
+                lo = mid;
+        }
+        int64_t u2 = next_from(c, hi - 1);
+        if (u2 > after && (u < 0 || u2 < u))
+            u = u2;
+    }
+    return u < 0 ? -1 : u * 1000;
 }
