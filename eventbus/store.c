@@ -200,6 +200,7 @@ struct bus_store {
     size_t npend, cappend;
     uint64_t next_dirno;
     uint64_t written_seq;
+    bool unflushed; /* something was buffered or written since the last flush */
     /* fsync thread */
     pthread_t thr;
     bool thr_started;
@@ -264,10 +265,15 @@ static void *fsync_main(void *arg)
             ts.tv_sec += 1;
             pthread_cond_timedwait(&st->cv, &st->mu, &ts);
         } else {
-            while (!st->stop && !st->force && !(st->policy == BUS_FSYNC_ALWAYS && st->ntodo))
+            while (!st->stop && !st->force &&
+                   !(st->policy == BUS_FSYNC_ALWAYS &&
+                     (st->ntodo || st->todo_seq > atomic_load(&st->durable))))
                 pthread_cond_wait(&st->cv, &st->mu);
         }
-        if (!st->ntodo && !st->nunl) {
+        /* Under always, a sequence with nothing left to sync (its files
+         * were synced by an earlier round) is published too. */
+        if (!st->ntodo && !st->nunl &&
+            !(st->policy == BUS_FSYNC_ALWAYS && st->todo_seq > atomic_load(&st->durable))) {
             st->force = false;
             if (st->stop)
                 break;
@@ -334,7 +340,10 @@ static void *fsync_main(void *arg)
 /* Loop thread: remember that f has unsynced writes. */
 static void pend_add(struct bus_store *st, struct bus_file *f)
 {
-    if (!f || f->fd < 0 || f->pending)
+    if (!f)
+        return;
+    st->unflushed = true;
+    if (f->fd < 0 || f->pending)
         return;
     if (st->npend == st->cappend) {
         size_t ncap = st->cappend ? st->cappend * 2 : 16;
@@ -557,6 +566,7 @@ void bus_store_close(struct bus_store *st)
 
 static void mark_dirty(struct bus_log *log)
 {
+    log->st->unflushed = true;
     if (!log->in_dirty) {
         log->in_dirty = true;
         log->dirty_next = log->st->dirty;
@@ -1592,8 +1602,12 @@ uint64_t bus_store_flush(struct bus_store *st)
             wrote = true;
         log_write_out(log);
     }
-    if (!wrote && !st->npend)
+    /* Whatever was written since the last flush (also by compaction or a
+     * reader writing the buffer out early) gets a sequence of its own, so
+     * replies waiting for it are released. */
+    if (!wrote && !st->npend && !st->unflushed)
         return 0;
+    st->unflushed = false;
     uint64_t seq = ++st->written_seq;
     if (!st->thr_started) {
         pend_drop(st);
@@ -1613,7 +1627,7 @@ uint64_t bus_store_flush(struct bus_store *st)
 
 uint64_t bus_store_flush_pending(const struct bus_store *st)
 {
-    return (st->dirty || st->npend) ? st->written_seq + 1 : st->written_seq;
+    return (st->dirty || st->npend || st->unflushed) ? st->written_seq + 1 : st->written_seq;
 }
 
 uint64_t bus_store_durable(const struct bus_store *st)
