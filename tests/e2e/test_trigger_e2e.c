@@ -22,6 +22,9 @@
  *             delivered and acked before exit (a restart redelivers nothing)
  *   reload    SIGHUP adds a trigger; the unchanged one keeps running
  *   validate  --validate accepts a good file and names the error in a bad one
+ *   deadletter  `ofe sink` failing 3 times gets exactly 4 attempts; a sink
+ *             that keeps failing: the dead-letter sink and topic get the
+ *             event with the error extensions
  *   eventsource  ofe-eventsource (a cron and a webhook event) -> the bus ->
  *             ofe-trigger (conditions, filters) -> sink, every attribute checked
  *
@@ -1131,6 +1134,151 @@ static int scenario_eventsource(void)
     return 0;
 }
 
+/* ---- retries and dead letters with ofe sink ---------------------------------- */
+
+struct dl_check {
+    int attempts_r1, delivered_r1, dead_d1, bad;
+    char sink_url[128];
+};
+
+static int retry_line(void *arg, json_t *line, struct ofe_ce *ev)
+{
+    struct dl_check *c = arg;
+    if (ev && !strcmp(ofe_ce_get_str(ev, "id"), "r1")) {
+        c->attempts_r1++;
+        if (json_integer_value(json_object_get(line, "status")) == 200)
+            c->delivered_r1++;
+    }
+    return 0;
+}
+
+/* A dead-lettered event: the original plus ofeerrordest/code/data. */
+static bool dead_ok(const struct ofe_ce *ev, const char *dest)
+{
+    const struct ofe_ce_attr *code = ofe_ce_get(ev, "ofeerrorcode", 12);
+    const char *data = ofe_ce_get_str(ev, "ofeerrordata");
+    return attr_is(ev, "id", "d1") && attr_is(ev, "source", "/e2e") &&
+           attr_is(ev, "type", "e2e.test") && attr_is(ev, "ofeerrordest", dest) && code &&
+           !strcmp(code->value, "503") && data && strstr(data, "injected failure 503") &&
+           data_is(ev, "payload");
+}
+
+static int dead_line(void *arg, json_t *line, struct ofe_ce *ev)
+{
+    struct dl_check *c = arg;
+    if (ev && !strcmp(ofe_ce_get_str(ev, "id"), "d1")) {
+        if (dead_ok(ev, c->sink_url))
+            c->dead_d1++;
+        else
+            c->bad++;
+    }
+    return 0;
+}
+
+struct dlt_sub {
+    pthread_mutex_t lock;
+    struct ofe_ce *ev;
+};
+
+static void on_dlt(struct ofe_msg *m, void *opaque)
+{
+    struct dlt_sub *d = opaque;
+    pthread_mutex_lock(&d->lock);
+    if (!d->ev && ofe_msg_event(m))
+        d->ev = ofe_ce_ref(ofe_msg_event(m));
+    pthread_mutex_unlock(&d->lock);
+    ofe_msg_ack(m);
+}
+
+static int scenario_deadletter(void)
+{
+    const char *flaky[] = {"--fail-first", "3", NULL};
+    const char *down[] = {"--status", "503", "--fail-status", "503", NULL};
+    struct sinkp ok3, bad, dls;
+    CHECK(sink_start(&ok3, "dl-flaky", flaky) == 0, "sink");
+    CHECK(sink_start(&bad, "dl-down", down) == 0, "sink");
+    CHECK(sink_start(&dls, "dl-dls", NULL) == 0, "dls");
+    char path[4200], dlt[160];
+    snprintf(dlt, sizeof(dlt), "%.120s-dead", TOPIC);
+    snprintf(path, sizeof(path), "%s/dl.yaml", g_dir);
+    write_file(path,
+               "apiVersion: events.openfunction.io/v1alpha1\nkind: Trigger\n"
+               "metadata: {name: dl}\nspec:\n  eventBus: default\n"
+               "  inputs:\n    in: {eventSource: src, event: %s}\n"
+               "  subscribers:\n"
+               "  - name: flaky\n    condition: in\n    filter: \"id = 'r1'\"\n"
+               "    sink: {uri: '%s/flaky'}\n"
+               "    delivery: {retry: 5, backoffPolicy: exponential, backoffDelay: PT0.05S}\n"
+               "  - name: down\n    condition: in\n    filter: \"id = 'd1'\"\n"
+               "    sink: {uri: '%s/down'}\n"
+               "    delivery: {retry: 2, backoffDelay: PT0.02S}\n"
+               "    deadLetterSink: {uri: '%s/dead'}\n    deadLetterTopic: %s\n",
+               g_event, ok3.url, bad.url, dls.url, dlt);
+    struct dlt_sub d = {.ev = NULL};
+    pthread_mutex_init(&d.lock, NULL);
+    const char *topics[] = {dlt};
+    struct ofe_sub_opts so = {.group = "e2e-dlt-check",
+                              .topics = topics,
+                              .ntopics = 1,
+                              .start = OFE_START_OLDEST,
+                              .on_msg = on_dlt,
+                              .opaque = &d};
+    struct ofe_sub *sub = NULL;
+    char err[256];
+    CHECK(ofe_bus_subscribe(g_bus, &so, &sub, err, sizeof(err)) == 0, "%s", err);
+    struct trigp t;
+    CHECK(trig_start(&t, "dl-trigger", "dl.yaml", "dl-1") == 0, "trigger");
+    CHECK(trig_ready(&t, 15000) == 0, "ready");
+    struct ofe_ce *e1 = mkev("r1", "/e2e"), *e2 = mkev("d1", "/e2e");
+    ofe_ce_set_data(e1, "payload", 7);
+    ofe_ce_set_data(e2, "payload", 7);
+    CHECK(ofe_bus_publish_sync(g_bus, TOPIC, e1, err, sizeof(err)) == 0, "%s", err);
+    CHECK(ofe_bus_publish_sync(g_bus, TOPIC, e2, err, sizeof(err)) == 0, "%s", err);
+    ofe_ce_unref(e1);
+    ofe_ce_unref(e2);
+    CHECK(sink_wait_unique(&ok3, 1, 20000) == 0, "r1 delivered after the failures");
+    CHECK(sink_wait_unique(&dls, 1, 20000) == 0, "d1 at the dead-letter sink");
+    struct dl_check c = {.attempts_r1 = 0};
+    snprintf(c.sink_url, sizeof(c.sink_url), "%s/down", bad.url);
+    CHECK(each_line(&ok3, NULL, retry_line, &c) == 0, "flaky sink output");
+    CHECK(c.attempts_r1 == 4 && c.delivered_r1 == 1,
+          "503 three times then 200: %d attempt(s), %d delivered (4 and 1 expected)", c.attempts_r1,
+          c.delivered_r1);
+    struct stats st;
+    sink_stats(&bad, &st);
+    CHECK(st.failed == 3, "the failing sink saw %ld attempt(s), 3 expected", st.failed);
+    CHECK(each_line(&dls, NULL, dead_line, &c) == 0 && c.dead_d1 == 1 && c.bad == 0,
+          "dead-letter sink: %d good, %d bad", c.dead_d1, c.bad);
+    uint64_t t0 = now_ms();
+    for (;;) {
+        pthread_mutex_lock(&d.lock);
+        bool got = d.ev != NULL;
+        pthread_mutex_unlock(&d.lock);
+        if (got || now_ms() - t0 > 20000)
+            break;
+        msleep(20);
+    }
+    ofe_sub_close(sub);
+    CHECK(d.ev && dead_ok(d.ev, c.sink_url), "the dead-letter topic %s %s", dlt,
+          d.ev ? "got an incomplete event" : "got nothing");
+    ofe_ce_unref(d.ev);
+    t0 = now_ms();
+    while (metric(&t, "ofe_trigger_acked_total", NULL) < 2 && now_ms() - t0 < 10000)
+        msleep(20);
+    CHECK(metric(&t, "ofe_trigger_deadlettered_total", "subscriber=\"down\"") == 1,
+          "deadlettered counter");
+    CHECK(metric(&t, "ofe_trigger_retried_total", "subscriber=\"flaky\"") == 3, "retried counter");
+    printf("deadletter (%s): 503 x3 then 200 took exactly 4 attempts; after 3 failed attempts "
+           "the dead-letter sink and topic got the event with ofeerrordest/code/data\n",
+           g_backend);
+    tu_proc_stop(t.p, SIGTERM, 20000);
+    tu_proc_free(t.p);
+    tu_proc_free(ok3.p);
+    tu_proc_free(bad.p);
+    tu_proc_free(dls.p);
+    return 0;
+}
+
 static int run_validate(const char *file, char **out)
 {
     char bus[4200], conf[4200], cmd[13000], log[4200];
@@ -1240,6 +1388,8 @@ int main(int argc, char **argv)
             rc = scenario_validate();
         else if (!strcmp(s, "eventsource"))
             rc = scenario_eventsource();
+        else if (!strcmp(s, "deadletter"))
+            rc = scenario_deadletter();
         else {
             fprintf(stderr, "unknown scenario %s\n", s);
             rc = -1;

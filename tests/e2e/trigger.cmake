@@ -11,7 +11,7 @@ if(OFE_TESTS)
     set_tests_properties(${name} PROPERTIES ENVIRONMENT "${OFE_TEST_ENV}"
                          LABELS "e2e;trigger" TIMEOUT 240 SKIP_RETURN_CODE 77)
   endfunction()
-  trigger_e2e(trigger_e2e_embedded embedded pipeline invalid drain reload validate)
+  trigger_e2e(trigger_e2e_embedded embedded pipeline invalid deadletter drain reload validate)
   trigger_e2e(trigger_e2e_eventsource embedded eventsource)
   trigger_e2e(trigger_e2e_kill9 embedded kill9)
   trigger_e2e(trigger_e2e_replicas embedded replicas)
