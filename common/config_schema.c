@@ -1238,6 +1238,9 @@ static const struct cfg_field mqtt_bus_fields[] = {
     DUR("sessionExpiry", session_expiry_ms, 0, "1h", 0, 4294967295000LL,
         "MQTT 5 session expiry interval (ours)."),
     DUR("keepAlive", keep_alive_ms, 0, "60s", 1000, MS_HOUR * 18, "Keep-alive interval (ours)."),
+    SIZEF("maxMessageBytes", max_message_bytes, 0, "0", 0, 268435455,
+          "Largest event published; 0: the broker's announced maximum (MQTT 5) or no check "
+          "(ours)."),
     IGN("backOffMaxRetries", F_WARN, "Dapr option; reconnects back off without limit."),
 };
 static TABLE(mqtt_bus_table, "bus-mqtt", "EventBus.spec.mqtt",
@@ -1358,6 +1361,10 @@ static const struct cfg_field embedded_fields[] = {
     BLOCKF("tls", tls, 0, etls_table, "TLS on the RESP port."),
     SECRET("httpToken", http_token, http_token_file, 0,
            "Bearer token required by POST /topics/{topic} (none when absent)."),
+    DUR("redeliverInterval", redeliver_interval_ms, 0, "60s", 0, MS_DAY,
+        "Clients: how often to look for pending entries of dead consumers (0: never)."),
+    DUR("processingTimeout", processing_timeout_ms, 0, "15s", 0, MS_DAY,
+        "Clients: idle time after which a pending entry of another consumer is claimed."),
 };
 TABLE(cfg__embedded_table, "bus-embedded", "EventBus.spec.embedded",
       "ofe-eventbus, the embedded broker: a durable event log speaking the Redis streams "

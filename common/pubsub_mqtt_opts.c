@@ -348,6 +348,8 @@ int mqtt__opts_new(const struct ofe_config_mqtt_bus *c, const char *component,
                  "caCert/clientCert are set but url %s is not ssl:// or mqtts://: TLS is off",
                  o->url);
     o->max_packet = MQTT__MAX_PACKET;
+    if (c->max_message_bytes > 0 && (uint64_t)c->max_message_bytes < o->max_packet)
+        o->max_packet = (uint32_t)c->max_message_bytes;
     snprintf(o->desc, sizeof(o->desc), "mqtt %s (MQTT %s, QoS %d%s%s)", o->url,
              o->version == MQTT_PROTOCOL_V5 ? "5" : "3.1.1", o->qos, o->tls ? ", TLS" : "",
              o->clean_session ? ", clean sessions" : "");

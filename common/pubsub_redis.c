@@ -195,8 +195,8 @@ static int conf_from_desc(const struct ofe_config_busdesc *d, struct rconf *c, c
             return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
         if (e && e->limits.max_event_size > 0)
             c->max_event = e->limits.max_event_size;
-        c->redeliver_ms = R_DEFAULT_REDELIVER_MS;
-        c->processing_ms = R_DEFAULT_PROCESSING_MS;
+        c->redeliver_ms = e ? e->redeliver_interval_ms : R_DEFAULT_REDELIVER_MS;
+        c->processing_ms = e ? e->processing_timeout_ms : R_DEFAULT_PROCESSING_MS;
         c->queue_depth = R_DEFAULT_QUEUE_DEPTH;
         c->dial_ms = R_DEFAULT_DIAL_MS;
         c->read_ms = c->write_ms = R_DEFAULT_READ_MS;

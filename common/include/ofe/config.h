@@ -519,6 +519,7 @@ struct ofe_config_mqtt_bus {
     char *password, *password_file;
     int64_t session_expiry_ms;
     int64_t keep_alive_ms;
+    int64_t max_message_bytes; /* 0: the broker's maximum packet size */
 };
 
 struct ofe_config_redis_bus {
@@ -570,6 +571,8 @@ struct ofe_config_embedded_bus {
     char *requirepass, *requirepass_file;
     struct ofe_config_embedded_tls tls;
     char *http_token, *http_token_file;
+    int64_t redeliver_interval_ms; /* clients (redis backend): claim loop period */
+    int64_t processing_timeout_ms; /* clients: idle time before claiming */
 };
 
 enum ofe_config_bus_kind {
