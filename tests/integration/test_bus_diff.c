@@ -39,6 +39,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -706,6 +707,7 @@ static int cmp_str(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
+    signal(SIGPIPE, SIG_IGN); /* the broker may close a connection first */
     int bad = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1) {

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,7 @@ static size_t ids_of(const char *json, char ids[][64], size_t max)
 
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* the broker may close a connection first */
     setvbuf(stdout, NULL, _IOLBF, 0);
     curl_global_init(CURL_GLOBAL_ALL);
     const char *extra[] = {"--http-token", "t0ken", "--max-event-size", "2048", NULL};
