@@ -940,7 +940,21 @@ static void process_input(struct bus_client *c)
     }
 }
 
+static bool client_read_once(struct bus_client *c);
+
 static void client_readable(struct bus_client *c)
+{
+    /* Bytes OpenSSL already decrypted are invisible to epoll: drain them. */
+    for (int i = 0; i < 16; i++) {
+        bool tls = c->tls != NULL;
+        if (!client_read_once(c) || !tls || !bus_tls_pending(c->tls))
+            return;
+    }
+}
+
+/* One read and the commands it completes. Returns false when the client
+ * was freed or nothing was read. */
+static bool client_read_once(struct bus_client *c)
 {
     struct bus_server *srv = c->srv;
     if (c->icap - c->ilen < READ_LEN) {
@@ -950,7 +964,7 @@ static void client_readable(struct bus_client *c)
         char *nb = realloc(c->ib, ncap + 1);
         if (!nb) {
             free_client(c);
-            return;
+            return false;
         }
         c->ib = nb;
         c->icap = ncap;
@@ -959,12 +973,12 @@ static void client_readable(struct bus_client *c)
                        : read(c->fd, c->ib + c->ilen, READ_LEN);
     if (r == 0) {
         free_client(c);
-        return;
+        return false;
     }
     if (r < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             free_client(c);
-        return;
+        return false;
     }
     c->ilen += (size_t)r;
     c->last_ms = srv->now;
@@ -976,17 +990,18 @@ static void client_readable(struct bus_client *c)
             OFE_WARN(COMP, NULL, "client %s: input buffer over the limit (%zu bytes); closing",
                      c->addr, c->ilen - resp_keep_from(&c->rp));
             free_client(c);
-            return;
+            return false;
         }
         if (pass == 0)
             process_input(c);
         if (c->flags & CF_CLOSE_ASAP) {
             free_client(c);
-            return;
+            return false;
         }
     }
     if (c->ob.len > c->osent)
         want_write(c);
+    return true;
 }
 
 static struct bus_client *client_alloc(struct bus_server *srv, int fd)

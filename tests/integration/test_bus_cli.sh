@@ -118,5 +118,27 @@ while [ "$($R XLEN mass)" != 500 ] && [ $i -lt 60 ]; do sleep 0.1; i=$((i + 1));
 expect "retention maxEntries" 500 "$($R XLEN mass)"
 kill -TERM "$PID"; wait "$PID"; PID=""
 
+# --- TLS on the RESP port ---------------------------------------------------------
+if command -v openssl >/dev/null && redis-cli --help 2>&1 | grep -q -- '--tls'; then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
+        -days 2 -subj "/CN=127.0.0.1" >/dev/null 2>&1
+    "$BIN" --port 0 --http-port 0 --data-dir "$TMP/tls" --tls-cert "$TMP/cert.pem" \
+        --tls-key "$TMP/key.pem" >"$TMP/tls.log" 2>&1 &
+    PID=$!
+    i=0; TP=""
+    while [ -z "$TP" ] && [ $i -lt 100 ]; do
+        TP=$(sed -n 's/.*RESP on 127\.0\.0\.1:\([0-9]*\) (TLS).*/\1/p' "$TMP/tls.log")
+        i=$((i + 1)); sleep 0.05
+    done
+    T="redis-cli --tls --cacert $TMP/cert.pem -p $TP"
+    expect "TLS PING" PONG "$($T PING)"
+    head -c 200000 /dev/zero | tr '\0' 'b' | $T -x XADD tls 1-1 f >/dev/null
+    expect "TLS large value" 200000 "$($T --raw XRANGE tls - + | sed -n 3p | tr -d '\n' | wc -c)"
+    redis-cli -p "$TP" PING >/dev/null 2>&1 && die "plain text accepted on the TLS port"
+    kill -TERM "$PID"; wait "$PID"; PID=""
+else
+    echo "TLS check skipped (no openssl or redis-cli without --tls)"
+fi
+
 [ $fail -eq 0 ] && echo ok || { cat "$TMP/log" >&2; echo FAILED; }
 exit $fail
