@@ -11,10 +11,11 @@
  * a crash (kill -9) redelivers from the first unacknowledged record:
  * nothing is lost, some records come again with the same id.
  *
- * Backpressure: with no room left (sink or bus slow or down), every
- * assigned partition is paused (librdkafka stops fetching and drops what
- * it prefetched) and the thread keeps polling so the member stays in the
- * group; fetching resumes once half the window is free.
+ * Backpressure: with no room left for PAUSE_AFTER_MS (sink or bus slow or
+ * down), every assigned partition is paused (librdkafka stops fetching
+ * and drops what it prefetched) and the thread keeps polling so the
+ * member stays in the group; fetching resumes once half the window is
+ * free.
  *
  * A record that is a CloudEvent (ce_ headers, or a content-type of
  * application/cloudevents...) passes through as it is; any other record
@@ -34,10 +35,11 @@
 #include "ofe/err.h"
 #include "ofe/log.h"
 
-#define BATCH_MAX    256
-#define COMMIT_MS    100
-#define TRACK_FACTOR 64 /* offsets tracked at most: max in-flight x this */
-#define KAFKA_TYPE   "dev.ofevents.kafka.message"
+#define BATCH_MAX      256
+#define COMMIT_MS      100
+#define TRACK_FACTOR   64
+#define PAUSE_AFTER_MS 100 /* offsets tracked at most: max in-flight x this */
+#define KAFKA_TYPE     "dev.ofevents.kafka.message"
 
 struct ktr {
     struct ktr *next;
@@ -636,7 +638,13 @@ static void *kafka_run(void *arg)
         bool paused = k->paused;
         pthread_mutex_unlock(&k->lock);
         unsigned cap = stopping || full ? 0 : es_capacity(s);
-        /* Resume only once half the window is free (no flapping). */
+        /* A full window for a moment is normal (the destinations confirm
+         * in batches): librdkafka's own prefetch, bounded by
+         * queued.max.messages.kbytes, waits meanwhile. Only a window full
+         * for PAUSE_AFTER_MS pauses the partitions (a resume costs a
+         * refetch), and fetching resumes once half the window is free. */
+        if (cap == 0 && !paused && !stopping && !full)
+            cap = es_wait_capacity(s, PAUSE_AFTER_MS);
         if (paused && cap < s->max_inflight / 2 + (s->max_inflight == 1))
             cap = 0;
         if (cap == 0) {
