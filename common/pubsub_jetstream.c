@@ -943,8 +943,6 @@ static int take_options(struct js_bus *b, const struct ofe_config_jetstream_bus 
         return ofe_err(errstr, errstr_size, OFE_EINVAL,
                        "jetstream: ackWait, maxDeliver, maxAckPending and replicas cannot be "
                        "negative");
-    if (c->ack_wait_ms > 0 && c->ack_wait_ms < 1)
-        return ofe_err(errstr, errstr_size, OFE_EINVAL, "jetstream: ackWait must be 1ms or more");
     b->ack_wait_ms = c->ack_wait_ms;
     b->max_deliver = c->max_deliver;
     b->max_ack_pending = c->max_ack_pending;
