@@ -26,10 +26,12 @@
  * Offsets acked behind an unacked one count against a bound too.
  *
  * Rebalances (eager by default, cooperative when partition.assignment.
- * strategy says so): on revocation the acked prefix of the revoked
- * partitions is committed synchronously and their trackers dropped; acks
- * that arrive later for them are ignored, and those messages go to the new
- * owner again.
+ * strategy says so): on revocation the member first lets the messages it
+ * delivered from the revoked partitions be acked (up to 10 s; the group
+ * waits for it meanwhile), commits the acked prefix synchronously and drops
+ * their trackers; acks that arrive later are ignored, and those messages
+ * go to the new owner again. Lost partitions (session expired) are given
+ * up at once, without a commit.
  *
  * Nack: the core's local delayed redelivery (ops->nack is NULL): the
  * message stays unacked at the broker and holds its partition's commit
@@ -41,8 +43,10 @@
  *
  * Readiness: from the producer's statistics (a broker connection is UP),
  * its error events (all brokers down, authentication) and delivery
- * reports. Connecting and reconnecting are librdkafka's own (backoff
- * between reconnect.backoff.ms and reconnect.backoff.max.ms). Gauge
+ * reports. It says nothing of group membership: a new subscription
+ * receives once its group join completes (a new group waits
+ * group.initial.rebalance.delay.ms, 3 s by default, for more members). Connecting and reconnecting
+ * are librdkafka's own (backoff between reconnect.backoff.ms and reconnect.backoff.max.ms). Gauge
  * ofe_bus_consumer_lag{backend,group,topic} from the consumer statistics. */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -63,14 +67,21 @@
 /* Offsets delivered and tracked (acked behind an unacked one, or in
  * flight) per subscription before fetching stops. */
 #define TRACK_MAX 100000
+/* Topics whose metadata the producer looks up as soon as they are first
+ * published to; past that, librdkafka finds them on its own (within 1 s). */
+#define KNOWN_MAX 1024
+/* How long a revocation waits for the messages delivered from the revoked
+ * partitions to be acked. */
+#define REVOKE_WAIT_MS 10000
 
 /* Connection state of one client handle, fed by its callbacks. */
 struct kstate {
     pthread_mutex_t lock;
-    bool up;   /* a broker connection is up (statistics, delivery) */
-    bool seen; /* statistics or a delivery report arrived */
-    bool auth; /* the last error was an authentication failure */
-    char why[384];
+    bool up;        /* a broker connection is up (statistics, delivery) */
+    bool seen;      /* statistics or a delivery report arrived */
+    bool auth;      /* the last error was an authentication failure */
+    char why[400];  /* why not up: "connecting to ...", "all brokers are down", ... */
+    char last[320]; /* the last connection error librdkafka reported */
     const char *component;
     const char *instance;
 };
@@ -93,6 +104,12 @@ struct kbus {
     size_t max_bytes;
     uint32_t timeout_ms;
     char describe[320];
+    /* Topics published to (up to KNOWN_MAX); the new ones wait in lookup
+     * for the poller to fetch their metadata. */
+    pthread_mutex_t topics_lock;
+    char **known, **lookup;
+    size_t nknown, nlookup;
+    uint64_t last_probe;
 };
 
 struct ktrack {
@@ -138,6 +155,7 @@ struct ksub {
     char *group;
     struct klag *lags;
     char fetch_err[256]; /* last fetch error logged, to log a repeat once */
+    bool closing;        /* leaving the group: revocation does not wait */
 };
 
 static uint64_t now_ms(void)
@@ -161,10 +179,26 @@ static void state_set(struct kstate *st, bool up, const char *why)
     pthread_mutex_unlock(&st->lock);
 }
 
+/* Why the handle is not up, with the last connection error. Takes the
+ * lock. */
+static void state_why(struct kstate *st, char *buf, size_t size)
+{
+    pthread_mutex_lock(&st->lock);
+    if (st->last[0] && !st->auth)
+        snprintf(buf, size, "%.380s (%.300s)", st->why, st->last);
+    else
+        snprintf(buf, size, "%.380s", st->why);
+    pthread_mutex_unlock(&st->lock);
+}
+
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     struct kstate *st = rd_kafka_opaque(rk);
     enum ofe_log_level l = level <= 4 ? OFE_LOG_WARN : level <= 6 ? OFE_LOG_INFO : OFE_LOG_DEBUG;
+    /* rdkafka.* options go to producer and consumers alike: that each
+     * ignores the other's properties is expected. */
+    if (!strcmp(fac, "CONFWARN") && strstr(buf, "property and will be ignored by this"))
+        l = OFE_LOG_DEBUG;
     if (ofe_log_enabled(l))
         ofe_log(l, st ? st->component : "kafka", st ? st->instance : NULL, "librdkafka %s: %s", fac,
                 buf);
@@ -184,16 +218,15 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     }
     switch (err) {
     case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN: {
-        char why[384];
         pthread_mutex_lock(&st->lock);
-        /* Keep the cause (the last transport error) next to the summary. */
-        if (st->why[0] && !strstr(st->why, "all brokers are down"))
-            snprintf(why, sizeof(why), "all brokers are down (%.300s)", st->why);
-        else
-            snprintf(why, sizeof(why), "all brokers are down");
+        bool was = st->up || !st->seen;
         pthread_mutex_unlock(&st->lock);
-        state_set(st, false, why);
-        OFE_WARN(st->component, st->instance, "kafka: %s", why);
+        state_set(st, false, "all brokers are down");
+        if (was) { /* once per outage */
+            char why[720];
+            state_why(st, why, sizeof(why));
+            OFE_WARN(st->component, st->instance, "kafka: %s", why);
+        }
         return;
     }
     case RD_KAFKA_RESP_ERR__AUTHENTICATION:
@@ -212,7 +245,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     case RD_KAFKA_RESP_ERR__RESOLVE:
         /* One broker is unreachable; readiness changes only when all are. */
         pthread_mutex_lock(&st->lock);
-        snprintf(st->why, sizeof(st->why), "%s", reason);
+        snprintf(st->last, sizeof(st->last), "%s", reason);
         pthread_mutex_unlock(&st->lock);
         OFE_DEBUG(st->component, st->instance, "kafka: %s", reason);
         return;
@@ -246,8 +279,7 @@ static void stats_brokers(struct kstate *st, json_t *root)
         st->auth = false;
     } else if (was) {
         st->up = false;
-        if (!st->why[0])
-            snprintf(st->why, sizeof(st->why), "no broker connection is up");
+        snprintf(st->why, sizeof(st->why), "no broker connection is up");
     }
     pthread_mutex_unlock(&st->lock);
 }
@@ -371,15 +403,15 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         pthread_mutex_unlock(&k->st.lock);
         ofe_pub__done(p, 0, NULL);
     } else {
-        char msg[640];
+        char msg[1100];
         int code = map_produce_err(m->err);
         const char *topic = rd_kafka_topic_name(m->rkt);
         if (code == OFE_ETIMEDOUT) {
             pthread_mutex_lock(&k->st.lock);
             bool up = k->st.up;
-            char why[384];
-            snprintf(why, sizeof(why), "%s", k->st.why);
             pthread_mutex_unlock(&k->st.lock);
+            char why[720];
+            state_why(&k->st, why, sizeof(why));
             if (!up) {
                 code = OFE_ECONN;
                 snprintf(msg, sizeof(msg), "kafka: %s: not confirmed within %u ms: %s", topic,
@@ -431,6 +463,71 @@ static void producer_retire(rd_kafka_t *rk)
     rd_kafka_destroy(rk);
 }
 
+/* librdkafka looks a topic it has not seen up on a 1 s timer, so the
+ * first events to a new topic would wait up to a second: the poller asks
+ * for the metadata of new topics at once. Called with topics_lock. */
+static void topic_seen_locked(struct kbus *k, const char *topic)
+{
+    for (size_t i = 0; i < k->nknown; i++)
+        if (!strcmp(k->known[i], topic))
+            return;
+    if (k->nknown == KNOWN_MAX)
+        return;
+    char *t = strdup(topic);
+    char **kn = realloc(k->known, (k->nknown + 1) * sizeof(*kn));
+    if (kn)
+        k->known = kn;
+    char **lk = kn ? realloc(k->lookup, (k->nlookup + 1) * sizeof(*lk)) : NULL;
+    if (lk)
+        k->lookup = lk;
+    if (!t || !kn || !lk) {
+        free(t);
+        return;
+    }
+    k->known[k->nknown++] = t;
+    k->lookup[k->nlookup++] = t;
+}
+
+static void topics_lookup(struct kbus *k, rd_kafka_t *rk)
+{
+    pthread_mutex_lock(&k->topics_lock);
+    size_t n = k->nlookup;
+    char *names[64];
+    if (n > 64)
+        n = 64;
+    memcpy(names, k->lookup, n * sizeof(*names));
+    memmove(k->lookup, k->lookup + n, (k->nlookup - n) * sizeof(*names));
+    k->nlookup -= n;
+    pthread_mutex_unlock(&k->topics_lock);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, names[i], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            rd_kafka_metadata_destroy(md);
+        if (rkt)
+            rd_kafka_topic_destroy(rkt);
+    }
+}
+
+/* Readiness without statistics (rdkafka.statistics.interval.ms 0), and
+ * sooner than the first statistics: a metadata answer means a broker is
+ * reachable. At most once a second while not up. */
+static void probe(struct kbus *k, rd_kafka_t *rk)
+{
+    pthread_mutex_lock(&k->st.lock);
+    bool up = k->st.up;
+    pthread_mutex_unlock(&k->st.lock);
+    uint64_t now = now_ms();
+    if (up || now - k->last_probe < 1000)
+        return;
+    k->last_probe = now;
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(rk, 0, NULL, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+        state_set(&k->st, true, NULL);
+    }
+}
+
 static void *producer_poll(void *arg)
 {
     struct kbus *k = arg;
@@ -438,7 +535,9 @@ static void *producer_poll(void *arg)
         pthread_rwlock_rdlock(&k->rk_lock);
         rd_kafka_t *rk = k->rk;
         pthread_rwlock_unlock(&k->rk_lock);
-        rd_kafka_poll(rk, 100);
+        rd_kafka_poll(rk, 50);
+        topics_lookup(k, rk);
+        probe(k, rk);
         if (atomic_exchange(&k->fatal, false)) {
             char err[512];
             rd_kafka_t *nrk = producer_new(k, err, sizeof(err));
@@ -508,6 +607,9 @@ static int k_publish(void *ctx, const char *topic, struct ofe_pub *p, char *errs
                      size, k->max_bytes);
         goto out;
     }
+    pthread_mutex_lock(&k->topics_lock);
+    topic_seen_locked(k, topic);
+    pthread_mutex_unlock(&k->topics_lock);
     rd_kafka_headers_t *kh = rd_kafka_headers_new(h.n);
     for (size_t i = 0; i < h.n; i++)
         rd_kafka_header_add(kh, h.v[i].name, (ssize_t)h.v[i].name_len, h.v[i].value,
@@ -555,6 +657,7 @@ static int k_open(struct ofe_bus *bus, const void *def, void **ctx, char *errstr
             k->client_id_fixed = true;
     state_init(&k->st, bo->component, "kafka", k->brokers ? k->brokers : "");
     pthread_rwlock_init(&k->rk_lock, NULL);
+    pthread_mutex_init(&k->topics_lock, NULL);
     snprintf(k->describe, sizeof(k->describe), "kafka %s (%s)", kb->brokers ? kb->brokers : "",
              kafka_conf_protocol(kb));
     struct kafka_conf_opts o = {.role = KAFKA_PRODUCER,
@@ -598,6 +701,7 @@ fail:
         rd_kafka_conf_destroy(k->cconf);
     free(k->brokers);
     pthread_rwlock_destroy(&k->rk_lock);
+    pthread_mutex_destroy(&k->topics_lock);
     pthread_mutex_destroy(&k->st.lock);
     free(k);
     return rc;
@@ -608,9 +712,12 @@ static bool k_ready(void *ctx, char *why, size_t why_size)
     struct kbus *k = ctx;
     pthread_mutex_lock(&k->st.lock);
     bool up = k->st.up;
-    if (!up && why && why_size)
-        snprintf(why, why_size, "kafka: %s", k->st.why);
     pthread_mutex_unlock(&k->st.lock);
+    if (!up && why && why_size) {
+        char w[720];
+        state_why(&k->st, w, sizeof(w));
+        snprintf(why, why_size, "kafka: %s", w);
+    }
     return up;
 }
 
@@ -638,7 +745,12 @@ static void k_close(void *ctx, uint32_t drain_ms)
     rd_kafka_conf_destroy(k->cconf);
     free(k->brokers);
     pthread_rwlock_destroy(&k->rk_lock);
+    pthread_mutex_destroy(&k->topics_lock);
     pthread_mutex_destroy(&k->st.lock);
+    for (size_t i = 0; i < k->nknown; i++)
+        free(k->known[i]);
+    free(k->known);
+    free(k->lookup);
     free(k);
 }
 
@@ -791,6 +903,41 @@ static void log_parts(struct ksub *ks, const char *what, const rd_kafka_topic_pa
              l->cnt ? buf : "nothing");
 }
 
+/* Before giving partitions up, lets the messages delivered from them be
+ * resolved (up to REVOKE_WAIT_MS), so that their acks are committed here
+ * and the next owner does not get them again. The group waits meanwhile,
+ * as it waits for any member to rejoin. */
+static void revoke_wait(struct ksub *ks, const rd_kafka_topic_partition_list_t *parts)
+{
+    uint64_t deadline = now_ms() + REVOKE_WAIT_MS;
+    int pending = 0;
+    pthread_mutex_lock(&ks->lock);
+    for (;;) {
+        pending = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+            struct ktrack *t = track_find(ks, parts->elems[i].topic, parts->elems[i].partition);
+            if (t)
+                pending += t->refs - 1; /* the assignment holds one */
+        }
+        if (!pending || ks->closing || now_ms() >= deadline)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&ks->cond, &ks->lock, &ts);
+    }
+    pthread_mutex_unlock(&ks->lock);
+    if (pending)
+        OFE_INFO(ks->st.component, ks->st.instance,
+                 "kafka: group %s: giving up partitions with %d unresolved messages; their next "
+                 "owner gets them again",
+                 ks->group, pending);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -824,7 +971,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         /* Lost partitions (session timed out) belong to another member
          * already: committing for them would fail or overwrite its work. */
-        if (!rd_kafka_assignment_lost(rk))
+        bool lost = rd_kafka_assignment_lost(rk);
+        if (!lost)
+            revoke_wait(ks, parts);
+        if (!lost)
             commit(ks, parts, true);
         pthread_mutex_lock(&ks->lock);
         for (int i = 0; i < parts->cnt; i++) {
@@ -977,8 +1127,17 @@ static void *sub_run(void *arg)
         }
         if (ks->paused)
             set_paused(ks, false);
-        ssize_t n = rd_kafka_consume_batch_queue(ks->q, 100, batch,
-                                                 cap < BATCH_MAX ? (size_t)cap : BATCH_MAX);
+        /* Wait for one message (a batch call would wait for a full batch
+         * or the timeout), then take what else is there. */
+        size_t lim = cap < BATCH_MAX ? (size_t)cap : BATCH_MAX;
+        ssize_t n = 0;
+        if ((batch[0] = rd_kafka_consume_queue(ks->q, 100))) {
+            n = 1;
+            if (lim > 1) {
+                ssize_t more = rd_kafka_consume_batch_queue(ks->q, 0, batch + 1, lim - 1);
+                n += more > 0 ? more : 0;
+            }
+        }
         for (ssize_t i = 0; i < n; i++)
             handle(ks, batch[i]);
         commit(ks, NULL, false);
@@ -1097,6 +1256,9 @@ static void k_release(void *ctx, void *sctx)
     atomic_store(&ks->exit, true);
     pthread_join(ks->thr, NULL);
     commit(ks, NULL, true);
+    pthread_mutex_lock(&ks->lock);
+    ks->closing = true; /* what is still unresolved now stays so */
+    pthread_mutex_unlock(&ks->lock);
     /* Leaving the group runs the revocation (and its commit) inside. */
     rd_kafka_consumer_close(ks->rk);
     rd_kafka_queue_destroy(ks->q);
@@ -1132,6 +1294,7 @@ static void k_ack(void *ctx, void *sctx, struct ofe_msg *m)
         track_unref(ks, pv->tr);
         pv->tr = NULL;
     }
+    pthread_cond_broadcast(&ks->cond); /* revoke_wait */
     pthread_mutex_unlock(&ks->lock);
 }
 
@@ -1144,6 +1307,7 @@ static void k_abandon(void *ctx, void *sctx, struct ofe_msg *m)
         track_unref(ks, pv->tr);
         pv->tr = NULL;
     }
+    pthread_cond_broadcast(&ks->cond); /* revoke_wait */
     pthread_mutex_unlock(&ks->lock);
 }
 

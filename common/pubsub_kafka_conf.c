@@ -163,7 +163,10 @@ rd_kafka_conf_t *kafka_conf_build(const struct ofe_config_kafka_bus *kb,
 
     if (o->role == KAFKA_PRODUCER) {
         int codec = kb->compression >= 0 && kb->compression < 5 ? kb->compression : 0;
-        unsigned q = o->max_pending < 1000 ? 1000 : o->max_pending;
+        /* The core bounds unconfirmed publishes (max_pending); librdkafka
+         * counts a message until its report callback has returned, a bit
+         * longer than the core does: leave it room. */
+        unsigned q = o->max_pending < 1000 ? 2000 : o->max_pending * 2;
         char qbuf[32], tbuf[32];
         snprintf(qbuf, sizeof(qbuf), "%u", q > 10000000 ? 10000000 : q);
         snprintf(tbuf, sizeof(tbuf), "%u", o->timeout_ms ? o->timeout_ms : 30000);

@@ -24,6 +24,7 @@ extern const struct bench_backend bench_redis;
 extern const struct bench_backend bench_embedded;
 extern const struct bench_backend bench_jetstream;
 extern const struct bench_backend bench_mqtt;
+extern const struct bench_backend bench_kafka;
 
 /* One line per backend. */
 static const struct bench_backend *const BACKENDS[] = {
@@ -31,6 +32,7 @@ static const struct bench_backend *const BACKENDS[] = {
     &bench_embedded,
     &bench_jetstream,
     &bench_mqtt,
+    &bench_kafka,
 };
 #define NBACKENDS (sizeof(BACKENDS) / sizeof(BACKENDS[0]))
 
