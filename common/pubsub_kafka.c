@@ -10,8 +10,10 @@
  * the producer for the reports. A fatal producer error (idempotence state
  * lost) fails what was waiting and replaces the producer.
  *
- * Subscribing: one consumer per subscription, group.id = the group,
- * automatic commits off. A thread reads batches of at most the
+ * Subscribing: one consumer per subscription, group.id = the
+ * subscription's group (or consumerGroup when the bus sets one), automatic
+ * commits off. A new group starts at initialOffset when it is written,
+ * else at the oldest offset. A thread reads batches of at most the
  * subscription's free capacity and delivers them in partition order. Each
  * assigned partition has an offset tracker (pubsub_kafka_track.c): acks
  * move its commit point over the acked prefix only, and the thread commits
@@ -95,6 +97,7 @@ struct kbus {
     rd_kafka_conf_t *cconf; /* consumer configuration, group.id still to set */
     bool client_id_fixed;   /* clientID or rdkafka.client.id given: not per member */
     char *brokers;
+    char *group;    /* consumerGroup: every subscription's group when set */
     rd_kafka_t *rk; /* the producer */
     pthread_rwlock_t rk_lock;
     pthread_t poller;
@@ -408,12 +411,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         const char *topic = rd_kafka_topic_name(m->rkt);
         if (code == OFE_ETIMEDOUT) {
             pthread_mutex_lock(&k->st.lock);
-            bool up = k->st.up;
+            bool up = k->st.up, auth = k->st.auth;
             pthread_mutex_unlock(&k->st.lock);
             char why[720];
             state_why(&k->st, why, sizeof(why));
             if (!up) {
-                code = OFE_ECONN;
+                code = auth ? OFE_EAUTH : OFE_ECONN;
                 snprintf(msg, sizeof(msg), "kafka: %s: not confirmed within %u ms: %s", topic,
                          k->timeout_ms, why);
             } else {
@@ -493,6 +496,10 @@ static void topics_lookup(struct kbus *k, rd_kafka_t *rk)
     pthread_mutex_lock(&k->topics_lock);
     size_t n = k->nlookup;
     char *names[64];
+    if (n == 0) {
+        pthread_mutex_unlock(&k->topics_lock);
+        return;
+    }
     if (n > 64)
         n = 64;
     memcpy(names, k->lookup, n * sizeof(*names));
@@ -635,6 +642,17 @@ out:
 
 /* ---- bus ----------------------------------------------------------------- */
 
+/* Where a new group starts: initialOffset when it was written, else the
+ * oldest offset (ofevents' default: nothing published before a trigger
+ * first started is lost; Dapr's default is newest). Options built in code
+ * rather than parsed from YAML (no table) are taken as they are. */
+static int initial_offset(const struct ofe_config_kafka_bus *kb)
+{
+    bool written =
+        !kb->node.table || ofe_config_field_pos(&kb->node, "initialOffset") != &kb->node.pos;
+    return written ? kb->initial_offset : OFE_CONFIG_OFFSET_OLDEST;
+}
+
 static int k_open(struct ofe_bus *bus, const void *def, void **ctx, char *errstr,
                   size_t errstr_size)
 {
@@ -651,6 +669,7 @@ static int k_open(struct ofe_bus *bus, const void *def, void **ctx, char *errstr
     k->max_bytes =
         kb->max_message_bytes > 0 ? (size_t)kb->max_message_bytes : (size_t)KAFKA_DEFAULT_MAX_BYTES;
     k->brokers = strdup(kb->brokers ? kb->brokers : "");
+    k->group = kb->consumer_group && *kb->consumer_group ? strdup(kb->consumer_group) : NULL;
     k->client_id_fixed = kb->client_id && *kb->client_id;
     for (size_t i = 0; i < kb->rdkafka.n; i++)
         if (!strcmp(kb->rdkafka.v[i].key, "client.id"))
@@ -675,7 +694,7 @@ static int k_open(struct ofe_bus *bus, const void *def, void **ctx, char *errstr
         .role = KAFKA_CONSUMER,
         .client_id = ofe_bus__client_id(bus),
         .group = "unset",
-        .offset_reset = kb->initial_offset == OFE_CONFIG_OFFSET_OLDEST ? "earliest" : "latest",
+        .offset_reset = initial_offset(kb) == OFE_CONFIG_OFFSET_OLDEST ? "earliest" : "latest",
         .max_bytes = k->max_bytes};
     if (!(k->cconf = kafka_conf_build(kb, &co, errstr, errstr_size)))
         goto fail;
@@ -700,6 +719,7 @@ fail:
     if (k->cconf)
         rd_kafka_conf_destroy(k->cconf);
     free(k->brokers);
+    free(k->group);
     pthread_rwlock_destroy(&k->rk_lock);
     pthread_mutex_destroy(&k->topics_lock);
     pthread_mutex_destroy(&k->st.lock);
@@ -744,6 +764,7 @@ static void k_close(void *ctx, uint32_t drain_ms)
     rd_kafka_conf_destroy(k->pconf);
     rd_kafka_conf_destroy(k->cconf);
     free(k->brokers);
+    free(k->group);
     pthread_rwlock_destroy(&k->rk_lock);
     pthread_mutex_destroy(&k->topics_lock);
     pthread_mutex_destroy(&k->st.lock);
@@ -1151,7 +1172,8 @@ static int k_subscribe(void *ctx, struct ofe_sub *sub, void **sctx, char *errstr
     struct kbus *k = ctx;
     const struct ofe_sub_opts *so = ofe_sub__opts(sub);
     struct ksub *ks = calloc(1, sizeof(*ks));
-    if (!ks || !(ks->group = strdup(so->group))) {
+    const char *group = k->group ? k->group : so->group;
+    if (!ks || !(ks->group = strdup(group))) {
         free(ks);
         return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
     }
@@ -1172,7 +1194,7 @@ static int k_subscribe(void *ctx, struct ofe_sub *sub, void **sctx, char *errstr
     const char *reset = so->start == OFE_START_OLDEST   ? "earliest"
                         : so->start == OFE_START_NEWEST ? "latest"
                                                         : NULL;
-    if (rd_kafka_conf_set(c, "group.id", so->group, e, sizeof(e)) != RD_KAFKA_CONF_OK ||
+    if (rd_kafka_conf_set(c, "group.id", group, e, sizeof(e)) != RD_KAFKA_CONF_OK ||
         (reset && rd_kafka_conf_set(c, "auto.offset.reset", reset, e, sizeof(e))) ||
         (!k->client_id_fixed &&
          rd_kafka_conf_set(c, "client.id", ofe_sub__consumer(sub), e, sizeof(e)))) {

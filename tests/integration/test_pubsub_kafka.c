@@ -952,6 +952,120 @@ static void test_unreachable(void **state)
     ofe_bus_close(b, 500);
 }
 
+/* A bus from YAML, as a daemon gets it: an EventBus with the kafka block
+ * (initialOffset not written: a new group starts at the oldest event;
+ * consumerGroup: every subscription's group; rdkafka.* passed through),
+ * and a Dapr pubsub.kafka Component whose bad rdkafka.* entry is reported
+ * with librdkafka's words and its place in the file. */
+static struct ofe_config *load_yaml(const char *yaml, struct ofe_config_busdesc *d,
+                                    const char *name)
+{
+    struct ofe_config *cfg = ofe_config_new();
+    int rc = ofe_config_load_buffer(cfg, "bus.yaml", yaml, strlen(yaml));
+    size_t nd;
+    const struct ofe_config_diag *diags = ofe_config_diags(cfg, &nd);
+    for (size_t i = 0; i < nd; i++) {
+        char line[512];
+        fprintf(stderr, "%s\n", ofe_config_diag_format(&diags[i], line, sizeof(line)));
+    }
+    assert_int_equal(rc, 0);
+    char desc[512], err[512];
+    rc = ofe_config_resolve_bus(cfg, name, NULL, d, desc, sizeof(desc), err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "resolve: %s\n", err);
+    assert_int_equal(rc, 0);
+    fprintf(stderr, "%s\n", desc);
+    assert_int_equal(d->kind, OFE_CONFIG_BUS_KAFKA);
+    return cfg;
+}
+
+static void test_yaml(void **state)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             "apiVersion: events.openfunction.io/v1alpha1\n"
+             "kind: EventBus\n"
+             "metadata:\n"
+             "  name: default\n"
+             "spec:\n"
+             "  kafka:\n"
+             "    brokers: %s\n"
+             "    consumerGroup: yaml-shared\n"
+             "    rdkafka.fetch.wait.max.ms: \"50\"\n",
+             srv->url);
+    struct ofe_config_busdesc d;
+    struct ofe_config *cfg = load_yaml(yaml, &d, "default");
+    struct ofe_bus_opts o = {.component = "test"};
+    struct ofe_bus *b = NULL;
+    char err[512];
+    int rc = ofe_bus_open(&d, &o, &b, err, sizeof(err));
+    ofe_config_destroy(cfg); /* the bus keeps its own copy of the options */
+    if (rc)
+        fprintf(stderr, "open: %s\n", err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(ofe_bus_describe(b), srv->url));
+    /* Published before anyone subscribed: found by the new group. */
+    enum { N = 5 };
+    static struct ofe_ce *evs[N];
+    for (int i = 0; i < N; i++)
+        evs[i] = mkev(i, NULL);
+    publish_all(b, "yaml", evs, N);
+    struct coll *col = calloc(1, sizeof(*col));
+    coll_init(col);
+    const char *topics[] = {"yaml"};
+    struct ofe_sub_opts so = {.group = "ignored-for-consumerGroup",
+                              .topics = topics,
+                              .ntopics = 1,
+                              .start = OFE_START_DEFAULT,
+                              .on_msg = on_msg,
+                              .opaque = col};
+    struct ofe_sub *s;
+    assert_int_equal(ofe_bus_subscribe(b, &so, &s, err, sizeof(err)), 0);
+    assert_true(wait_distinct(col, 0, N, 20000));
+    /* Committed under consumerGroup, not the subscription's group name. */
+    int64_t sum = 0;
+    for (uint64_t end = now_ms() + 10000; now_ms() < end && sum != N; msleep(100)) {
+        sum = 0;
+        for (int p = 0; p < 4; p++) {
+            int64_t off = committed("yaml-shared", "yaml", p);
+            sum += off > 0 ? off : 0;
+        }
+    }
+    fprintf(stderr, "yaml: committed offsets of yaml-shared sum to %lld\n", (long long)sum);
+    assert_int_equal(sum, N);
+    assert_int_equal(committed("ignored-for-consumerGroup", "yaml", 0) >= 0, 0);
+    ofe_sub_close(s);
+    ofe_bus_close(b, 2000);
+    for (int i = 0; i < N; i++)
+        ofe_ce_unref(evs[i]);
+    free(col);
+
+    snprintf(yaml, sizeof(yaml),
+             "apiVersion: dapr.io/v1alpha1\n"
+             "kind: Component\n"
+             "metadata:\n"
+             "  name: kbus\n"
+             "spec:\n"
+             "  type: pubsub.kafka\n"
+             "  version: v1\n"
+             "  metadata:\n"
+             "  - name: brokers\n"
+             "    value: %s\n"
+             "  - name: initialOffset\n"
+             "    value: newest\n"
+             "  - name: rdkafka.no.such.property\n"
+             "    value: \"1\"\n",
+             srv->url);
+    cfg = load_yaml(yaml, &d, "kbus");
+    assert_int_equal(d.kafka->initial_offset, OFE_CONFIG_OFFSET_NEWEST);
+    rc = ofe_bus_open(&d, &o, &b, err, sizeof(err));
+    fprintf(stderr, "component: %s\n", err);
+    assert_int_equal(rc, OFE_EINVAL);
+    assert_non_null(strstr(err, "rdkafka.no.such.property: No such configuration property"));
+    assert_non_null(strstr(err, "bus.yaml:"));
+    ofe_config_destroy(cfg);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && !strcmp(argv[1], "--child-gap"))
@@ -963,11 +1077,17 @@ int main(int argc, char **argv)
     if (!srv)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_options),  cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_key_order),    cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_nack),         cmocka_unit_test(test_bounded_inflight),
-        cmocka_unit_test(test_groups),       cmocka_unit_test(test_gap_crash),
-        cmocka_unit_test(test_rebalance),    cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_yaml),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_key_order),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_nack),
+        cmocka_unit_test(test_bounded_inflight),
+        cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_gap_crash),
+        cmocka_unit_test(test_rebalance),
+        cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_brokers_down),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
