@@ -153,7 +153,7 @@ int main(int argc, char **argv)
         {"max-inflight", "N", "bus messages held per trigger (default 1024)", set_inflight, &o},
         {"drain-timeout", "DURATION", "stop/reload: wait for work in flight (default 30s)",
          set_drain, &o},
-        {"consumer", "NAME", "member name in consumer groups (default ofe-HOST-PID)", set_consumer,
+        {"consumer", "NAME", "member name in consumer groups (default --instance, else ofe-HOST-PID)", set_consumer,
          &o},
         {"http-threads", "N", "HTTP client threads per trigger (default: CPUs, at most 4)",
          set_http_threads, &o},
@@ -189,7 +189,7 @@ int main(int argc, char **argv)
         .max_inflight = o.max_inflight,
         .drain_ms = o.drain_ms,
         .ttl_default = o.ttl,
-        .consumer = o.consumer,
+        .consumer = o.consumer ? o.consumer : d.instance, /* --consumer, else --instance */
         .http_threads = o.http_threads,
     };
     struct trg_runtime *rt = buses ? trg_runtime_new(&ro, err, sizeof(err)) : NULL;
