@@ -31,6 +31,7 @@
 
 #include "ofe/config.h"
 #include "ofe/err.h"
+#include "ofe/metrics.h"
 #include "ofe/pubsub.h"
 #include "servers.h"
 
@@ -389,7 +390,12 @@ static void test_roundtrip(void **state)
     enum { N = 400 };
     struct kcfg c;
     kcfg_init(&c, srv->url);
-    struct ofe_bus *b = open_bus(&c, 10000);
+    kcfg_set(&c, "statistics.interval.ms", "300"); /* the lag gauge, sooner */
+    struct ofe_metrics *metrics = ofe_metrics_new();
+    struct ofe_bus_opts o = {.component = "test", .metrics = metrics};
+    struct ofe_bus *b = NULL;
+    char err[512];
+    assert_int_equal(ofe_bus_open(&c.d, &o, &b, err, sizeof(err)), 0);
     static struct ofe_ce *evs[N];
     for (int i = 0; i < N; i++)
         evs[i] = mkev(i, i % 5 ? NULL : "key-é");
@@ -399,6 +405,19 @@ static void test_roundtrip(void **state)
     col->expect = evs;
     struct ofe_sub *s = subscribe(b, "g-roundtrip", NULL, "roundtrip", 64, col);
     assert_true(wait_distinct(col, 0, N, 20000));
+    /* Everything acked and committed: the group's lag gauge reaches 0. */
+    const char *series = "ofe_bus_consumer_lag{backend=\"kafka\",group=\"g-roundtrip\","
+                         "topic=\"roundtrip\"} 0\n";
+    bool lag0 = false;
+    for (uint64_t end = now_ms() + 10000; now_ms() < end && !lag0; msleep(100)) {
+        struct ofe_buf text = OFE_BUF_INIT;
+        assert_int_equal(ofe_metrics_render(metrics, &text), 0);
+        lag0 = text.data && strstr(text.data, series);
+        if (!lag0 && now_ms() + 100 >= end)
+            fprintf(stderr, "metrics:\n%s\n", text.data ? text.data : "");
+        ofe_buf_fini(&text);
+    }
+    assert_true(lag0);
     ofe_sub_close(s);
     assert_int_equal(col->mismatches, 0);
     assert_int_equal(col->invalid, 0);
@@ -406,6 +425,7 @@ static void test_roundtrip(void **state)
     for (int i = 0; i < N; i++)
         ofe_ce_unref(evs[i]);
     ofe_bus_close(b, 2000);
+    ofe_metrics_destroy(metrics);
     free(col);
 }
 
