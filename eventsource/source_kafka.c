@@ -623,6 +623,8 @@ static void set_paused(struct kafka_src *k, bool pause)
     pthread_mutex_lock(&k->lock);
     k->paused = pause;
     pthread_mutex_unlock(&k->lock);
+    OFE_DEBUG(ES_COMPONENT, k->s->name, "kafka: %s fetching (%u in flight)",
+              pause ? "paused" : "resumed", es_inflight(k->s));
 }
 
 static void *kafka_run(void *arg)
