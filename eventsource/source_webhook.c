@@ -58,6 +58,7 @@ static struct wh_server *servers;
 /* ---- one request ---------------------------------------------------------- */
 
 struct wh_req {
+    struct es_source *s;
     struct ofe_http_exchange *x;
     atomic_int left;
     atomic_int worst;
@@ -86,9 +87,9 @@ static void req_reply(struct wh_req *r)
     free(r);
 }
 
-static void req_done(void *token, enum es_result res, const char *why)
+/* Drops one count: the last one replies. */
+static void req_put(struct wh_req *r, enum es_result res, const char *why)
 {
-    struct wh_req *r = token;
     int cur = atomic_load(&r->worst);
     while ((int)res > cur && !atomic_compare_exchange_weak(&r->worst, &cur, (int)res)) {
     }
@@ -100,6 +101,14 @@ static void req_done(void *token, enum es_result res, const char *why)
     }
     if (atomic_fetch_sub(&r->left, 1) == 1)
         req_reply(r);
+}
+
+static void req_done(void *token, enum es_result res, const char *why)
+{
+    struct wh_req *r = token;
+    if (res != ES_FAILED)
+        es_count_acked(r->s, 1);
+    req_put(r, res, why);
 }
 
 static const char *hdr_str(const struct ofe_hdrs *h, const char *name, char *buf, size_t size)
@@ -206,16 +215,17 @@ static void handle(struct wh_src *w, struct ofe_http_exchange *x,
         return;
     }
     r->x = x;
+    r->s = s;
     r->n = (unsigned)evs.n;
     pthread_mutex_init(&r->lock, NULL);
     atomic_init(&r->worst, ES_OK);
     atomic_init(&r->left, (int)evs.n + 1);
     for (size_t i = 0; i < evs.n; i++) {
         if (es_emit(s, evs.v[i], ES_EMIT_FORCE, req_done, r) != 0)
-            req_done(r, ES_FAILED, "the endpoint is stopping");
+            req_put(r, ES_FAILED, "the endpoint is stopping");
     }
     ofe_ce_list_fini(&evs);
-    req_done(r, ES_OK, NULL);
+    req_put(r, ES_OK, NULL); /* the count held while emitting */
 }
 
 static void on_request(struct ofe_http_exchange *x, const struct ofe_http_request *req, void *arg)
