@@ -469,13 +469,13 @@ static void producer_retire(rd_kafka_t *rk)
 /* librdkafka looks a topic it has not seen up on a 1 s timer, so the
  * first events to a new topic would wait up to a second: the poller asks
  * for the metadata of new topics at once. Called with topics_lock. */
-static void topic_seen_locked(struct kbus *k, const char *topic)
+static bool topic_seen_locked(struct kbus *k, const char *topic)
 {
     for (size_t i = 0; i < k->nknown; i++)
         if (!strcmp(k->known[i], topic))
-            return;
+            return false;
     if (k->nknown == KNOWN_MAX)
-        return;
+        return false;
     char *t = strdup(topic);
     char **kn = realloc(k->known, (k->nknown + 1) * sizeof(*kn));
     if (kn)
@@ -485,10 +485,11 @@ static void topic_seen_locked(struct kbus *k, const char *topic)
         k->lookup = lk;
     if (!t || !kn || !lk) {
         free(t);
-        return;
+        return false;
     }
     k->known[k->nknown++] = t;
     k->lookup[k->nlookup++] = t;
+    return true;
 }
 
 static void topics_lookup(struct kbus *k, rd_kafka_t *rk)
@@ -615,8 +616,13 @@ static int k_publish(void *ctx, const char *topic, struct ofe_pub *p, char *errs
         goto out;
     }
     pthread_mutex_lock(&k->topics_lock);
-    topic_seen_locked(k, topic);
+    bool fresh = topic_seen_locked(k, topic);
     pthread_mutex_unlock(&k->topics_lock);
+    if (fresh) { /* wake the poller out of rd_kafka_poll for the lookup */
+        pthread_rwlock_rdlock(&k->rk_lock);
+        rd_kafka_yield(k->rk);
+        pthread_rwlock_unlock(&k->rk_lock);
+    }
     rd_kafka_headers_t *kh = rd_kafka_headers_new(h.n);
     for (size_t i = 0; i < h.n; i++)
         rd_kafka_header_add(kh, h.v[i].name, (ssize_t)h.v[i].name_len, h.v[i].value,

@@ -75,6 +75,20 @@ static int write_bootstrap(const char *path, const char *servers)
     return 0;
 }
 
+struct create {
+    rd_kafka_mock_cluster_t *mc;
+    const char *topic;
+    int partitions, replication;
+    rd_kafka_resp_err_t err;
+};
+
+static void *create_topic(void *arg)
+{
+    struct create *c = arg;
+    c->err = rd_kafka_mock_topic_create(c->mc, c->topic, c->partitions, c->replication);
+    return NULL;
+}
+
 static void set_all(rd_kafka_mock_cluster_t *mc, int nbrokers, int up)
 {
     /* Mock broker ids are 1..N. */
@@ -172,16 +186,29 @@ int main(int argc, char **argv)
         rd_kafka_destroy(rk);
         return 1;
     }
+    /* One thread per topic: librdkafka 2.0's mock thread sometimes sleeps
+     * its full 1 s poll timeout before it takes a command, so commands
+     * made one after the other can take a second each; made at once, they
+     * are all taken at the next wakeup. */
+    struct create cr[MAX_TOPICS];
+    pthread_t thr[MAX_TOPICS];
     int rc = 0;
     for (int i = 0; i < ntopics; i++) {
-        rd_kafka_resp_err_t e =
-            rd_kafka_mock_topic_create(mc, topics[i], parts[i], nbrokers < 3 ? nbrokers : 3);
-        if (e) {
-            fprintf(stderr, "ofe-kafka-mock: topic %s: %s\n", topics[i], rd_kafka_err2str(e));
+        cr[i] = (struct create){mc, topics[i], parts[i], nbrokers < 3 ? nbrokers : 3, 0};
+        if (pthread_create(&thr[i], NULL, create_topic, &cr[i]) != 0)
+            create_topic(&cr[i]), thr[i] = 0;
+    }
+    for (int i = 0; i < ntopics; i++) {
+        if (thr[i])
+            pthread_join(thr[i], NULL);
+        if (cr[i].err) {
+            fprintf(stderr, "ofe-kafka-mock: topic %s: %s\n", topics[i],
+                    rd_kafka_err2str(cr[i].err));
             rc = 1;
-            goto out;
         }
     }
+    if (rc)
+        goto out;
     const char *servers = rd_kafka_mock_cluster_bootstraps(mc);
     printf("bootstrap.servers=%s\n", servers);
     fflush(stdout);
