@@ -508,8 +508,13 @@ static void test_reload(void **state)
     assert_true(tu_wait_port(wport, 5000) == 0);
     assert_int_equal(http("POST", wport, "/new", "2", 1, NULL).status, 202);
     assert_int_equal(http("POST", wport, "/old", "3", 1, NULL).status, 404);
-    /* the cron source kept running: its counter went on, not reset */
+    /* the cron source kept running: its counter goes on, not reset */
+    end = es_now_ms_test() + 3000;
+    while (es_daemon_metric(d, tick) <= before && es_now_ms_test() < end)
+        es_msleep(20);
     assert_true(es_daemon_metric(d, tick) > before);
+    assert_true(es_daemon_log_has(d, "default/ticker/tick] started cron source"));
+    assert_false(es_daemon_log_has(d, "default/ticker/tick] stopped"));
     /* a broken config is refused and the running one kept */
     es_daemon_write_config(d, "apiVersion: nonsense\n");
     kill(d->proc->pid, SIGHUP);
