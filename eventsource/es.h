@@ -74,6 +74,7 @@ struct es_options {
     const char *state_dir; /* --state-dir (cron catch-up), NULL when not given */
     unsigned max_inflight; /* --max-inflight per source, 0 = the kind's default */
     uint32_t drain_ms;     /* --drain-timeout */
+    const char *instance;  /* --instance / $OFE_INSTANCE: stable replica name, or NULL */
 };
 
 /* A source kind. Every function runs on the main thread unless said. */

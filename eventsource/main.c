@@ -84,6 +84,7 @@ int main(int argc, char **argv)
                              argc, argv);
     if (rc >= 0)
         return rc;
+    o.instance = d.instance;
     struct ofe_config *cfg = ofe_daemon_load(&d);
     if (!cfg) {
         ofe_daemon_fini(&d);

@@ -713,7 +713,10 @@ static int kafka_start(struct es_source *s, void **ctx, char *errstr, size_t err
     char host[128] = "host";
     gethostname(host, sizeof(host) - 1);
     char cid[512];
-    snprintf(cid, sizeof(cid), "ofe-eventsource-%s-%d", host, (int)getpid());
+    if (s->opts->instance)
+        snprintf(cid, sizeof(cid), "ofe-eventsource-%s", s->opts->instance);
+    else
+        snprintf(cid, sizeof(cid), "ofe-eventsource-%s-%d", host, (int)getpid());
     rd_kafka_conf_t *c = build_conf(k->c, cid, NULL, errstr, errstr_size);
     if (!c) {
         free(k);

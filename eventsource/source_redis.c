@@ -9,7 +9,8 @@
  * own pending entries are read again (an XREADGROUP reply lost with the
  * connection), and every redeliverInterval XAUTOCLAIM takes entries idle
  * longer than processingTimeout from consumers that died (a kill -9'd
- * daemon restarts as a new consumer: its entries come back that way).
+ * daemon restarts as a new consumer unless --instance names it: its entries
+ * come back that way).
  * Entries still in delivery here are never emitted twice by this process.
  *
  * Channel (at most once, as Redis pub/sub itself): SUBSCRIBE, or
@@ -761,6 +762,10 @@ static int redis_start(struct es_source *s, void **ctx, char *errstr, size_t err
     }
     if (r->c->consumer_name) {
         snprintf(r->consumer, sizeof(r->consumer), "%s", r->c->consumer_name);
+    } else if (s->opts->instance) {
+        /* a stable name: after a restart the own pending entries come
+         * back at once instead of after processingTimeout */
+        snprintf(r->consumer, sizeof(r->consumer), "%s", s->opts->instance);
     } else {
         char host[200] = "host";
         gethostname(host, sizeof(host) - 1);
