@@ -1,72 +1,31 @@
-/* Asynchronous HTTP client: one thread driving a libcurl multi handle.
+/* Asynchronous HTTP client: one thread, two engines.
  *
- * Submissions arrive on a locked list and wake the thread with
- * curl_multi_wakeup(). Everything else (the delay heap, the ready queue,
- * running transfers, the pool of easy handles) belongs to the client
- * thread alone and needs no lock. */
+ * Plain http:// requests run on our own HTTP/1.1 engine
+ * (http_client_h1.c); https:// and whatever that engine does not take run
+ * on a libcurl multi handle. Submissions arrive on a locked list and wake
+ * the thread through an eventfd that sits in the engine's epoll set (which
+ * is itself polled next to libcurl's sockets while libcurl has transfers).
+ * Everything else (the delay heap, the ready queue, running transfers,
+ * connections, the pool of easy handles) belongs to the client thread
+ * alone and needs no lock. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "http_client_int.h"
 #include "ofe/err.h"
 #include "ofe/http_client.h"
 #include "ofe/log.h"
 
-struct op {
-    struct op *next;
-    uint64_t due_ns;
-    uint64_t seq; /* FIFO order among equal due times */
-    /* a timer */
-    void (*fn)(void *opaque);
-    /* a request */
-    char *method, *url;
-    unsigned char *body;
-    size_t body_len;
-    struct curl_slist *hdrs;
-    uint32_t timeout_ms;
-    ofe_http_done_fn done;
-    void *opaque;
-    /* while running */
-    struct op *rnext, **rprev; /* the client's list of running transfers */
-    CURL *easy;
-    struct ofe_buf rbody;
-    size_t limit; /* bytes of the response body to keep */
-    bool truncated;
-    struct ofe_hdrs rhdrs;
-    int64_t retry_after_ms;
-    char errbuf[CURL_ERROR_SIZE];
-};
-
-struct ofe_http_client {
-    pthread_t thr;
-    CURLM *multi;
-    char *component;
-    char *user_agent;
-    unsigned max_inflight, max_queued;
-    size_t max_body;
-
-    pthread_mutex_t lock; /* guards incoming and stopping */
-    struct op *incoming, **in_tail;
-    bool stopping;
-    atomic_uint pending; /* every request not yet completed */
-
-    /* client thread only */
-    struct op **heap; /* delayed ops, min-heap on (due_ns, seq) */
-    size_t nheap, heap_cap;
-    struct op *ready, **ready_tail;
-    unsigned inflight;
-    struct op *running;
-    uint64_t seq;
-    CURL **pool;
-    size_t npool;
-};
-
-static uint64_t now_ns(void)
+uint64_t http__now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -84,6 +43,39 @@ static void op_free(struct op *o)
     ofe_buf_fini(&o->rbody);
     ofe_hdrs_fini(&o->rhdrs);
     free(o);
+}
+
+void http__complete(struct ofe_http_client *c, struct op *o, struct ofe_http_result *r)
+{
+    o->done(o->opaque, r);
+    atomic_fetch_sub(&c->pending, 1);
+    op_free(o);
+}
+
+void http__running_remove(struct ofe_http_client *c, struct op *o)
+{
+    (void)c;
+    *o->rprev = o->rnext;
+    if (o->rnext)
+        o->rnext->rprev = o->rprev;
+    o->rnext = NULL;
+    o->rprev = NULL;
+}
+
+static void running_add(struct ofe_http_client *c, struct op *o)
+{
+    o->rnext = c->running;
+    if (c->running)
+        c->running->rprev = &o->rnext;
+    o->rprev = &c->running;
+    c->running = o;
+}
+
+void http__wake(struct ofe_http_client *c)
+{
+    uint64_t one = 1;
+    while (write(c->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
 }
 
 /* ---- heap ------------------------------------------------------------- */
@@ -139,25 +131,7 @@ static struct op *heap_pop(struct ofe_http_client *c)
     return top;
 }
 
-/* ---- curl callbacks --------------------------------------------------- */
-
-static int64_t parse_retry_after(const char *v, size_t len)
-{
-    char tmp[128];
-    if (len == 0 || len >= sizeof(tmp))
-        return -1;
-    memcpy(tmp, v, len);
-    tmp[len] = '\0';
-    char *end;
-    long long secs = strtoll(tmp, &end, 10);
-    if (end != tmp && *end == '\0' && secs >= 0)
-        return secs > 86400 ? 86400000 : secs * 1000;
-    time_t when = curl_getdate(tmp, NULL);
-    if (when < 0)
-        return -1;
-    time_t now = time(NULL);
-    return when > now ? (int64_t)(when - now) * 1000 : 0;
-}
+/* ---- libcurl transfers ---------------------------------------------------- */
 
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 {
@@ -183,13 +157,28 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
         vl--;
     ofe_hdrs_add_copy(&o->rhdrs, p, nl, v, vl);
     if (nl == 11 && !strncasecmp(p, "Retry-After", 11))
-        o->retry_after_ms = parse_retry_after(v, vl);
+        o->retry_after_ms = http__retry_after(v, vl);
     return n;
 }
 
-/* ---- the thread ------------------------------------------------------- */
+static size_t write_body(char *p, size_t size, size_t nmemb, void *ud)
+{
+    struct op *o = ud;
+    size_t n = size * nmemb;
+    if (o->truncated)
+        return n;
+    size_t keep = n;
+    if (o->rbody.len + keep > o->limit) {
+        keep = o->limit - o->rbody.len;
+        o->truncated = true;
+    }
+    if (keep && ofe_buf_append(&o->rbody, p, keep))
+        o->truncated = true;
+    return n;
+}
 
-static void complete(struct ofe_http_client *c, struct op *o, CURLcode cc)
+/* Completes a libcurl request (or one that never reached libcurl). */
+static void curl_complete(struct ofe_http_client *c, struct op *o, CURLcode cc)
 {
     struct ofe_http_result r = {0};
     long status = 0;
@@ -235,44 +224,15 @@ static void complete(struct ofe_http_client *c, struct op *o, CURLcode cc)
         r.status = 0; /* a partial response is not an answer */
         r.errmsg = o->errbuf[0] ? o->errbuf : curl_easy_strerror(cc);
     }
-    o->done(o->opaque, &r);
-    atomic_fetch_sub(&c->pending, 1);
+    http__complete(c, o, &r);
 }
 
-static void cancel(struct ofe_http_client *c, struct op *o)
-{
-    if (o->fn) {
-        o->fn(o->opaque);
-    } else {
-        snprintf(o->errbuf, sizeof(o->errbuf), "HTTP client shutting down");
-        complete(c, o, CURLE_ABORTED_BY_CALLBACK);
-    }
-    op_free(o);
-}
-
-static size_t write_body(char *p, size_t size, size_t nmemb, void *ud)
-{
-    struct op *o = ud;
-    size_t n = size * nmemb;
-    if (o->truncated)
-        return n;
-    size_t keep = n;
-    if (o->rbody.len + keep > o->limit) {
-        keep = o->limit - o->rbody.len;
-        o->truncated = true;
-    }
-    if (keep && ofe_buf_append(&o->rbody, p, keep))
-        o->truncated = true;
-    return n;
-}
-
-static void start(struct ofe_http_client *c, struct op *o)
+static void curl_start(struct ofe_http_client *c, struct op *o)
 {
     CURL *e = c->npool ? c->pool[--c->npool] : curl_easy_init();
     if (!e) {
         snprintf(o->errbuf, sizeof(o->errbuf), "out of memory");
-        complete(c, o, CURLE_OUT_OF_MEMORY);
-        op_free(o);
+        curl_complete(c, o, CURLE_OUT_OF_MEMORY);
         return;
     }
     curl_easy_reset(e);
@@ -306,25 +266,102 @@ static void start(struct ofe_http_client *c, struct op *o)
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
         snprintf(o->errbuf, sizeof(o->errbuf), "cannot start transfer");
-        complete(c, o, CURLE_FAILED_INIT);
         o->easy = NULL;
         c->pool[c->npool++] = e;
-        op_free(o);
+        curl_complete(c, o, CURLE_FAILED_INIT);
         return;
     }
     c->inflight++;
-    o->rnext = c->running;
-    if (c->running)
-        c->running->rprev = &o->rnext;
-    o->rprev = &c->running;
-    c->running = o;
+    c->curl_running++;
+    running_add(c, o);
 }
 
-static void running_remove(struct op *o)
+/* Lets libcurl work and completes what it finished. */
+static void curl_perform(struct ofe_http_client *c)
 {
-    *o->rprev = o->rnext;
-    if (o->rnext)
-        o->rnext->rprev = o->rprev;
+    int running = 0;
+    curl_multi_perform(c->multi, &running);
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURL *e = m->easy_handle;
+        CURLcode cc = m->data.result;
+        struct op *o;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&o);
+        curl_multi_remove_handle(c->multi, e);
+        http__running_remove(c, o);
+        c->inflight--;
+        c->curl_running--;
+        curl_complete(c, o, cc); /* reads o->easy: recycle it after */
+        if (c->npool < c->max_inflight)
+            c->pool[c->npool++] = e;
+        else
+            curl_easy_cleanup(e);
+    }
+}
+
+/* ---- the thread ------------------------------------------------------- */
+
+static void cancel(struct ofe_http_client *c, struct op *o)
+{
+    if (o->fn) {
+        o->fn(o->opaque);
+        op_free(o);
+    } else {
+        snprintf(o->errbuf, sizeof(o->errbuf), "HTTP client shutting down");
+        curl_complete(c, o, CURLE_ABORTED_BY_CALLBACK);
+    }
+}
+
+static void start(struct ofe_http_client *c, struct op *o)
+{
+    if (o->h1)
+        http__h1_start(c, o);
+    else
+        curl_start(c, o);
+}
+
+/* A due op: a timer runs, a request becomes ready. */
+static void due(struct ofe_http_client *c, struct op *o)
+{
+    if (o->fn) {
+        o->fn(o->opaque);
+        op_free(o);
+        return;
+    }
+    o->next = NULL;
+    *c->ready_tail = o;
+    c->ready_tail = &o->next;
+}
+
+static void stop_all(struct ofe_http_client *c, struct op *in)
+{
+    /* Cancel everything: incoming, delayed, ready, running. */
+    while (in) {
+        struct op *n = in->next;
+        cancel(c, in);
+        in = n;
+    }
+    while (c->nheap)
+        cancel(c, heap_pop(c));
+    while (c->ready) {
+        struct op *o = c->ready;
+        c->ready = o->next;
+        cancel(c, o);
+    }
+    http__h1_cancel_all(c);
+    while (c->running) {
+        struct op *o = c->running;
+        CURL *e = o->easy;
+        http__running_remove(c, o);
+        curl_multi_remove_handle(c->multi, e);
+        snprintf(o->errbuf, sizeof(o->errbuf), "HTTP client shutting down");
+        o->easy = NULL;
+        curl_complete(c, o, CURLE_ABORTED_BY_CALLBACK);
+        curl_easy_cleanup(e);
+    }
 }
 
 static void *run(void *arg)
@@ -338,52 +375,23 @@ static void *run(void *arg)
         bool stopping = c->stopping;
         pthread_mutex_unlock(&c->lock);
         if (stopping) {
-            /* Cancel everything: incoming, delayed, ready, running. */
-            while (in) {
-                struct op *n = in->next;
-                cancel(c, in);
-                in = n;
-            }
-            while (c->nheap)
-                cancel(c, heap_pop(c));
-            while (c->ready) {
-                struct op *o = c->ready;
-                c->ready = o->next;
-                cancel(c, o);
-            }
-            while (c->running) {
-                struct op *o = c->running;
-                CURL *e = o->easy;
-                running_remove(o);
-                curl_multi_remove_handle(c->multi, e);
-                snprintf(o->errbuf, sizeof(o->errbuf), "HTTP client shutting down");
-                complete(c, o, CURLE_ABORTED_BY_CALLBACK);
-                o->easy = NULL;
-                curl_easy_cleanup(e);
-                op_free(o);
-            }
+            stop_all(c, in);
             break;
         }
-        uint64_t now = now_ns();
+        c->kick = false;
+        uint64_t now = http__now_ns();
+        /* due delayed ops first: they were submitted before */
+        while (c->nheap && c->heap[0]->due_ns <= now)
+            due(c, heap_pop(c));
         while (in) {
             struct op *n = in->next;
             in->next = NULL;
             in->seq = c->seq++;
-            if (heap_push(c, in)) {
+            if (in->due_ns <= now) /* the heap holds only later ones now */
+                due(c, in);
+            else if (heap_push(c, in))
                 cancel(c, in); /* out of memory: complete it rather than lose it */
-            }
             in = n;
-        }
-        while (c->nheap && c->heap[0]->due_ns <= now) {
-            struct op *o = heap_pop(c);
-            if (o->fn) {
-                o->fn(o->opaque);
-                op_free(o);
-                continue;
-            }
-            o->next = NULL;
-            *c->ready_tail = o;
-            c->ready_tail = &o->next;
         }
         while (c->ready && c->inflight < c->max_inflight) {
             struct op *o = c->ready;
@@ -392,38 +400,24 @@ static void *run(void *arg)
                 c->ready_tail = &c->ready;
             start(c, o);
         }
-        int running = 0;
-        curl_multi_perform(c->multi, &running);
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(c->multi, &left))) {
-            if (m->msg != CURLMSG_DONE)
-                continue;
-            CURL *e = m->easy_handle;
-            CURLcode cc = m->data.result;
-            struct op *o;
-            curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&o);
-            curl_multi_remove_handle(c->multi, e);
-            running_remove(o);
-            c->inflight--;
-            complete(c, o, cc);
-            o->easy = NULL;
-            if (c->npool < c->max_inflight)
-                c->pool[c->npool++] = e;
-            else
-                curl_easy_cleanup(e);
-            op_free(o);
-        }
         int timeout_ms = 1000;
         if (c->nheap) {
-            uint64_t due = c->heap[0]->due_ns, t = now_ns();
-            uint64_t ms = due > t ? (due - t + 999999) / 1000000 : 0;
+            uint64_t d = c->heap[0]->due_ns, t = http__now_ns();
+            uint64_t ms = d > t ? (d - t + 999999) / 1000000 : 0;
             if (ms < (uint64_t)timeout_ms)
                 timeout_ms = (int)ms;
         }
-        if (c->ready && c->inflight < c->max_inflight)
+        timeout_ms = http__h1_timers(c, timeout_ms);
+        if (c->kick || (c->ready && c->inflight < c->max_inflight))
             timeout_ms = 0;
-        curl_multi_poll(c->multi, NULL, 0, timeout_ms, NULL);
+        if (c->curl_running) {
+            struct curl_waitfd w = {.fd = c->h1.epfd, .events = CURL_WAIT_POLLIN};
+            curl_multi_poll(c->multi, &w, 1, timeout_ms, NULL);
+            curl_perform(c);
+            http__h1_poll(c, 0);
+        } else {
+            http__h1_poll(c, timeout_ms);
+        }
     }
     return NULL;
 }
@@ -433,6 +427,29 @@ static void *run(void *arg)
 static void global_init(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static bool env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v;
+}
+
+static void client_free(struct ofe_http_client *c)
+{
+    for (size_t i = 0; i < c->npool; i++)
+        curl_easy_cleanup(c->pool[i]);
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    http__h1_fini(c);
+    if (c->efd >= 0)
+        close(c->efd);
+    free(c->pool);
+    free(c->heap);
+    free(c->component);
+    free(c->user_agent);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
 }
 
 struct ofe_http_client *ofe_http_client_new(const struct ofe_http_client_opts *opts, char *errstr,
@@ -446,9 +463,17 @@ struct ofe_http_client *ofe_http_client_new(const struct ofe_http_client_opts *o
         ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
         return NULL;
     }
+    c->efd = -1;
+    c->h1.epfd = -1;
+    pthread_mutex_init(&c->lock, NULL);
     c->max_inflight = opts && opts->max_inflight ? opts->max_inflight : 256;
     c->max_queued = opts && opts->max_queued ? opts->max_queued : 65536;
     c->max_body = opts && opts->max_response_body ? opts->max_response_body : 64 * 1024;
+    unsigned host_conns = opts && opts->max_host_conns ? opts->max_host_conns : 64;
+    c->h1.max_host_conns = host_conns;
+    c->h1.max_idle = c->max_inflight;
+    /* libcurl applies proxies from the environment; our engine does not */
+    c->curl_only = env_set("http_proxy") || env_set("all_proxy") || env_set("ALL_PROXY");
     c->component = strdup(opts && opts->component ? opts->component : "http-client");
     char ua[64];
     snprintf(ua, sizeof(ua), "ofevents/%s", OFE_VERSION);
@@ -456,14 +481,19 @@ struct ofe_http_client *ofe_http_client_new(const struct ofe_http_client_opts *o
     c->pool = calloc(c->max_inflight, sizeof(*c->pool));
     c->in_tail = &c->incoming;
     c->ready_tail = &c->ready;
-    pthread_mutex_init(&c->lock, NULL);
     c->multi = curl_multi_init();
     if (!c->component || !c->user_agent || !c->pool || !c->multi) {
         ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
         goto fail;
     }
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                      (long)(opts && opts->max_host_conns ? opts->max_host_conns : 64));
+    c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->efd < 0) {
+        ofe_err(errstr, errstr_size, OFE_EIO, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    if (http__h1_init(c, errstr, errstr_size))
+        goto fail;
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)host_conns);
     curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->max_inflight);
     curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     if (pthread_create(&c->thr, NULL, run, c) != 0) {
@@ -472,13 +502,7 @@ struct ofe_http_client *ofe_http_client_new(const struct ofe_http_client_opts *o
     }
     return c;
 fail:
-    if (c->multi)
-        curl_multi_cleanup(c->multi);
-    free(c->pool);
-    free(c->component);
-    free(c->user_agent);
-    pthread_mutex_destroy(&c->lock);
-    free(c);
+    client_free(c);
     return NULL;
 }
 
@@ -489,22 +513,14 @@ void ofe_http_client_destroy(struct ofe_http_client *c)
     pthread_mutex_lock(&c->lock);
     c->stopping = true;
     pthread_mutex_unlock(&c->lock);
-    curl_multi_wakeup(c->multi);
+    http__wake(c);
     pthread_join(c->thr, NULL);
-    for (size_t i = 0; i < c->npool; i++)
-        curl_easy_cleanup(c->pool[i]);
-    curl_multi_cleanup(c->multi);
-    free(c->pool);
-    free(c->heap);
-    free(c->component);
-    free(c->user_agent);
-    pthread_mutex_destroy(&c->lock);
-    free(c);
+    client_free(c);
 }
 
 static int enqueue(struct ofe_http_client *c, struct op *o, uint32_t delay_ms, bool counted)
 {
-    o->due_ns = now_ns() + (uint64_t)delay_ms * 1000000u;
+    o->due_ns = http__now_ns() + (uint64_t)delay_ms * 1000000u;
     pthread_mutex_lock(&c->lock);
     if (c->stopping) {
         pthread_mutex_unlock(&c->lock);
@@ -521,22 +537,24 @@ static int enqueue(struct ofe_http_client *c, struct op *o, uint32_t delay_ms, b
     *c->in_tail = o;
     c->in_tail = &o->next;
     pthread_mutex_unlock(&c->lock);
-    curl_multi_wakeup(c->multi);
+    /* One wake-up per round of the thread: it clears wake_sent when it
+     * reads the eventfd, before it takes the list again. A submission
+     * from the thread itself (a callback) only keeps it from sleeping. */
+    if (pthread_equal(pthread_self(), c->thr))
+        c->kick = true;
+    else if (!atomic_exchange(&c->wake_sent, true))
+        http__wake(c);
     return 0;
 }
 
-int ofe_http_client_submit(struct ofe_http_client *c, const struct ofe_http_req *req,
-                           ofe_http_done_fn done, void *opaque)
+/* A request for libcurl: its own copies and header list. */
+static struct op *curl_build(const struct ofe_http_req *req)
 {
     struct op *o = calloc(1, sizeof(*o));
     if (!o)
-        return OFE_ENOMEM;
+        return NULL;
     o->method = strdup(req->method ? req->method : "POST");
     o->url = strdup(req->url);
-    o->timeout_ms = req->timeout_ms;
-    o->done = done;
-    o->opaque = opaque;
-    ofe_hdrs_init(&o->rhdrs);
     o->body_len = req->body_len;
     o->body = malloc(req->body_len ? req->body_len : 1);
     if (!o->method || !o->url || !o->body)
@@ -572,14 +590,30 @@ int ofe_http_client_submit(struct ofe_http_client *c, const struct ofe_http_req 
             goto nomem;
         o->hdrs = n;
     }
+    return o;
+nomem:
+    op_free(o);
+    return NULL;
+}
+
+int ofe_http_client_submit(struct ofe_http_client *c, const struct ofe_http_req *req,
+                           ofe_http_done_fn done, void *opaque)
+{
+    bool nomem = false;
+    struct op *o = http__h1_build(c, req, &nomem);
+    if (!o && !nomem)
+        o = curl_build(req);
+    if (!o)
+        return OFE_ENOMEM;
+    o->timeout_ms = req->timeout_ms;
+    o->done = done;
+    o->opaque = opaque;
+    o->retry_after_ms = -1;
     o->limit = c->max_body;
     int rc = enqueue(c, o, req->delay_ms, true);
     if (rc)
         op_free(o);
     return rc;
-nomem:
-    op_free(o);
-    return OFE_ENOMEM;
 }
 
 int ofe_http_client_later(struct ofe_http_client *c, uint32_t delay_ms, void (*fn)(void *opaque),
