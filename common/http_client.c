@@ -472,8 +472,12 @@ struct ofe_http_client *ofe_http_client_new(const struct ofe_http_client_opts *o
     unsigned host_conns = opts && opts->max_host_conns ? opts->max_host_conns : 64;
     c->h1.max_host_conns = host_conns;
     c->h1.max_idle = c->max_inflight;
-    /* libcurl applies proxies from the environment; our engine does not */
-    c->curl_only = env_set("http_proxy") || env_set("all_proxy") || env_set("ALL_PROXY");
+    /* libcurl applies proxies from the environment; our engine does not.
+     * OFE_HTTP_CURL=1 sends everything through libcurl (a way out should a
+     * server not get along with our engine, and for comparisons). */
+    const char *force = getenv("OFE_HTTP_CURL");
+    c->curl_only = env_set("http_proxy") || env_set("all_proxy") || env_set("ALL_PROXY") ||
+                   (force && strcmp(force, "0") && *force);
     c->component = strdup(opts && opts->component ? opts->component : "http-client");
     char ua[64];
     snprintf(ua, sizeof(ua), "ofevents/%s", OFE_VERSION);

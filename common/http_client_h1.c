@@ -73,6 +73,7 @@ struct h1_conn {
     struct h1_host *h;
     struct op *op;
     uint32_t events;
+    bool registered; /* fd is in the epoll set */
     unsigned addr_i; /* the address being tried */
     unsigned nreq;   /* responses read on it */
     bool reused;     /* the current request is not its first */
@@ -455,6 +456,19 @@ static void set_events(struct ofe_http_client *c, struct h1_conn *k, uint32_t ev
         k->events = ev;
 }
 
+/* Leaves the epoll set explicitly: close() alone does not when a fork
+ * holds a copy of the descriptor, and the set would keep naming k. */
+static void close_fd(struct ofe_http_client *c, struct h1_conn *k)
+{
+    if (k->fd < 0)
+        return;
+    if (k->registered)
+        epoll_ctl(c->h1.epfd, EPOLL_CTL_DEL, k->fd, NULL);
+    close(k->fd);
+    k->fd = -1;
+    k->registered = false;
+}
+
 static void idle_unlink(struct h1 *e, struct h1_conn *k)
 {
     struct h1_host *h = k->h;
@@ -485,9 +499,7 @@ static void conn_close(struct ofe_http_client *c, struct h1_conn *k)
         return;
     if (k->st == C_IDLE)
         idle_unlink(e, k);
-    if (k->fd >= 0)
-        close(k->fd); /* also leaves the epoll set */
-    k->fd = -1;
+    close_fd(c, k);
     k->st = C_DEAD;
     k->op = NULL;
     k->h->nconns--;
@@ -570,10 +582,7 @@ static int conn_connect(struct ofe_http_client *c, struct h1_conn *k, unsigned i
     struct h1_host *h = k->h;
     int last = ECONNREFUSED;
     for (; i < h->naddrs; i++) {
-        if (k->fd >= 0) {
-            close(k->fd);
-            k->fd = -1;
-        }
+        close_fd(c, k);
         const struct sockaddr *sa = (const struct sockaddr *)&h->addrs[i];
         int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
         if (fd < 0) {
@@ -596,6 +605,7 @@ static int conn_connect(struct ofe_http_client *c, struct h1_conn *k, unsigned i
             last = errno;
             continue;
         }
+        k->registered = true;
         if (rc == 0) {
             k->st = C_BUSY;
             return 0;
@@ -603,10 +613,7 @@ static int conn_connect(struct ofe_http_client *c, struct h1_conn *k, unsigned i
         k->st = C_CONNECTING;
         return 0;
     }
-    if (k->fd >= 0) {
-        close(k->fd);
-        k->fd = -1;
-    }
+    close_fd(c, k);
     return last;
 }
 
@@ -951,7 +958,6 @@ static void host_resolve(struct ofe_http_client *c, struct h1_host *h)
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&at, 256 * 1024);
     pthread_t t;
     int rc = pthread_create(&t, &at, resolve_run, r);
     pthread_attr_destroy(&at);
