@@ -50,6 +50,7 @@ struct nats_src {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool connected, bound;
+    bool closed; /* the connection's closed callback ran: no callback follows */
     char why[400];
     char *seed;   /* nkey seed for the signature callback */
     char *pubkey; /* its public key */
@@ -163,6 +164,7 @@ static void trim_copy(char *out, size_t size, const char *s, size_t n)
 
 static void on_disconnected(natsConnection *nc, void *closure);
 static void on_reconnected(natsConnection *nc, void *closure);
+static void on_closed(natsConnection *nc, void *closure);
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure);
 
 /* Builds the connection options. With d, problems are reported there. */
@@ -217,6 +219,7 @@ static int build_opts(struct nats_src *n, const struct ofe_config_nats_source *c
         natsOptions_SetName(o, name);
         natsOptions_SetDisconnectedCB(o, on_disconnected, n);
         natsOptions_SetReconnectedCB(o, on_reconnected, n);
+        natsOptions_SetClosedCB(o, on_closed, n);
         natsOptions_SetErrorHandler(o, on_error, n);
     }
     if (c->credentials &&
@@ -304,6 +307,18 @@ static void on_reconnected(natsConnection *nc, void *closure)
     struct nats_src *n = closure;
     set_state(n, true, NULL);
     OFE_INFO(ES_COMPONENT, n->s->name, "nats: reconnected");
+}
+
+/* cnats runs the callbacks on its own thread, in order, after
+ * natsConnection_Close returned: this one is the last, so n may be freed
+ * only once it ran. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+    struct nats_src *n = closure;
+    pthread_mutex_lock(&n->lock);
+    n->closed = true;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
 }
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
@@ -668,6 +683,15 @@ static void nats_destroy(void *ctx)
         /* acks of the last events are queued on the connection */
         natsConnection_Flush(n->nc);
         natsConnection_Close(n->nc);
+        /* The disconnected and closed callbacks still run on cnats' thread
+         * with n: wait for the last one (bounded) before freeing n. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 5;
+        pthread_mutex_lock(&n->lock);
+        while (!n->closed && pthread_cond_timedwait(&n->cond, &n->lock, &ts) == 0) {
+        }
+        pthread_mutex_unlock(&n->lock);
         natsConnection_Destroy(n->nc);
     }
     jsCtx_Destroy(n->js);

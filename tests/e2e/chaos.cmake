@@ -15,3 +15,12 @@ if(OFE_TESTS)
                          LABELS "chaos;e2e" TIMEOUT 900 SKIP_RETURN_CODE 77)
   endforeach()
 endif()
+# Found while running scripts/bench: a NATS source's context was freed while
+# cnats could still run its disconnected callback (use-after-free on reload
+# or exit). The reproducer reloads a NATS source away and back 15 times.
+ofe_script_test(eventsource_nats_reload_uaf
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/repro_nats_source_uaf.sh ${PROJECT_BINARY_DIR}
+  LABELS "e2e;eventsource")
+if(OFE_TESTS)
+  set_tests_properties(eventsource_nats_reload_uaf PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+endif()
