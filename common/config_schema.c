@@ -1181,8 +1181,9 @@ static const struct cfg_field kafka_bus_fields[] = {
     BOOLF("disableTls", disable_tls, "false",
           "Plain TCP even with authType password/oidc (TLS is on for password, mtls and oidc "
           "otherwise, and whenever caCert is given)."),
-    ENUMF("initialOffset", initial_offset, 0, "newest", offset_enum,
-          "Where a new consumer group starts."),
+    ENUMF("initialOffset", initial_offset, 0, "oldest", offset_enum,
+          "Where a new consumer group starts (oldest: nothing published before a trigger first "
+          "started is missed)."),
     SIZEF("maxMessageBytes", max_message_bytes, 0, "1MiB", 1, 1000000000,
           "Largest event published or fetched."),
     ENUMF("compression", compression, 0, "none", compression_enum, "Producer compression."),
