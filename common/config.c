@@ -271,6 +271,34 @@ static yaml_node_t *find_key(const struct cfg_map *m, const char *key)
     return NULL;
 }
 
+/* Sum of the hashed items inside the block at path (the path itself or
+ * below it). */
+static uint64_t block_hash(const struct pctx *p, const char *path)
+{
+    size_t n = strlen(path);
+    uint64_t h = 0;
+    for (size_t i = 0; i < p->nitems; i++) {
+        const char *ip = p->items[i].path;
+        if (!strncmp(ip, path, n) && (ip[n] == '\0' || ip[n] == '.'))
+            h += p->items[i].h;
+    }
+    return h;
+}
+
+/* An event's fingerprint covers its own block and everything of the
+ * document outside the events' blocks (sink, eventBus, delivery, ...), so a
+ * daemon restarts only the events whose settings changed. */
+static void event_fingerprints(const struct pctx *p, struct ofe_config_eventsource *es)
+{
+    uint64_t all_blocks = 0;
+    for (size_t i = 0; i < es->nevents; i++)
+        all_blocks += block_hash(p, es->events[i].spec->path);
+    for (size_t i = 0; i < es->nevents; i++)
+        es->events[i].fingerprint = p->hash - all_blocks + block_hash(p, es->events[i].spec->path) +
+                                    /* the kind and name are part of what the event is */
+                                    (uint64_t)es->events[i].kind * 0x9e3779b97f4a7c15ULL;
+}
+
 static void load_document(struct pctx *p, yaml_node_t *root, size_t index)
 {
     struct ofe_config *cfg = p->cfg;
@@ -369,9 +397,19 @@ static void load_document(struct pctx *p, yaml_node_t *root, size_t index)
     d->kind = k->id;
     d->doc_index = index;
     p->doc = d;
+    p->record = k->id == OFE_CONFIG_EVENTSOURCE;
     cfg__parse_block(p, k->table, d, &m, "", &rpos);
     cfg__map_fini(&m);
     d->fingerprint = p->hash;
+    if (p->record) {
+        event_fingerprints(p, (struct ofe_config_eventsource *)d);
+        for (size_t i = 0; i < p->nitems; i++)
+            free(p->items[i].path);
+        free(p->items);
+        p->items = NULL;
+        p->nitems = p->capitems = 0;
+        p->record = false;
+    }
     if (!d->name && d->metadata.name) {
         /* The document's checks did not run (it was abandoned). */
         d->name = d->metadata.name;

@@ -136,6 +136,14 @@ struct pctx {
     bool quiet;                 /* defaults: no diagnostics, no hash */
     bool abort;                 /* too many nodes: stop */
     uint64_t hash;
+    /* While an EventSource is parsed: every hashed item with its path, to
+     * give each event a fingerprint of its own (ofe_config_event). */
+    bool record;
+    struct cfg_hash_item {
+        char *path;
+        uint64_t h;
+    } * items;
+    size_t nitems, capitems;
     size_t visits;
     yaml_node_t *component_metadata; /* Component spec.metadata, parsed after spec.type */
 };

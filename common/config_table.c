@@ -92,6 +92,21 @@ void cfg__hash(struct pctx *p, const char *path, const char *key, const char *va
     h *= 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
     p->hash += h;
+    if (p->record) {
+        if (p->nitems == p->capitems) {
+            size_t cap = p->capitems ? p->capitems * 2 : 64;
+            struct cfg_hash_item *v = realloc(p->items, cap * sizeof(*v));
+            if (!v)
+                return;
+            p->items = v;
+            p->capitems = cap;
+        }
+        char *copy = strdup(path ? path : "");
+        if (copy) {
+            p->items[p->nitems].path = copy;
+            p->items[p->nitems++].h = h;
+        }
+    }
 }
 
 bool cfg__visit(struct pctx *p, const char *path)

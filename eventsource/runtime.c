@@ -215,7 +215,10 @@ static bool unchanged(struct es_runtime *rt, const struct ofe_config *cfg,
                       const struct es_source *s, const struct ofe_config_eventsource *nes,
                       const struct ofe_config_event *nev)
 {
-    if (nev->kind != s->ev->kind || !ofe_config_doc_same(&s->es->doc, &nes->doc))
+    /* Per event: a change to another event of the same EventSource leaves
+     * this one running (the fingerprint covers its own block and the
+     * document's shared settings). */
+    if (nev->kind != s->ev->kind || nev->fingerprint != s->ev->fingerprint)
         return false;
     if (rt->o.bus_override || !nes->spec.event_bus)
         return true;

@@ -475,6 +475,36 @@ static void test_cron_catchup(void **state)
 
 /* ---- reload ------------------------------------------------------------------------- */
 
+/* SIGHUP with one event of an EventSource changed: only that event
+ * restarts; its sibling in the same document keeps running. */
+static void test_reload_one_event(void **state)
+{
+    char *y1 = NULL, *y2 = NULL;
+    const char *fmt = "apiVersion: events.openfunction.io/v1alpha1\nkind: EventSource\n"
+                      "metadata: {name: pair}\nspec:\n  sink: {uri: \"%s\"}\n  cron:\n"
+                      "    a: {schedule: '@every 100ms'}\n"
+                      "    b: {schedule: '%s'}\n";
+    assert_true(asprintf(&y1, fmt, es_sink_url(sink), "@every 100ms") > 0);
+    assert_true(asprintf(&y2, fmt, es_sink_url(sink), "@every 200ms") > 0);
+    struct es_daemon *d = es_daemon_start(y1, NULL);
+    assert_non_null(d);
+    assert_true(es_daemon_wait_ready(d, 10000));
+    es_daemon_write_config(d, y2);
+    kill(d->proc->pid, SIGHUP);
+    uint64_t end = es_now_ms_test() + 5000;
+    while (!es_daemon_log_has(d, "configuration applied: 1 event(s) started, 1 kept, 1 stopped") &&
+           es_now_ms_test() < end)
+        es_msleep(50);
+    assert_true(es_daemon_log_has(d, "1 event(s) started, 1 kept, 1 stopped, 0 failed"));
+    assert_false(es_daemon_log_has(d, "default/pair/a] stopped"));
+    assert_true(es_daemon_log_has(d, "default/pair/b] stopped"));
+    assert_int_equal(es_daemon_stop(d), 0);
+    es_daemon_free(d, false);
+    es_sink_clear(sink);
+    free(y1);
+    free(y2);
+}
+
 static void test_reload(void **state)
 {
     wport = tu_free_port();
@@ -583,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_cron),
         cmocka_unit_test(test_cron_catchup),
         cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_reload_one_event),
     };
     if (getenv("ES_TEST"))
         cmocka_set_test_filter(getenv("ES_TEST"));

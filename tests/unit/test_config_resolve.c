@@ -179,6 +179,56 @@ static uint64_t fp_of(const char *yaml)
     return f;
 }
 
+/* Fingerprints of the events of one EventSource, by event name. */
+static void event_fps(const char *yaml, uint64_t *k, uint64_t *c)
+{
+    struct ofe_config *cfg = tc_load(yaml);
+    assert_errors(cfg, 0);
+    const struct ofe_config_eventsource *es = cfg->eventsources[0];
+    assert_int_equal(es->nevents, 2);
+    for (size_t i = 0; i < es->nevents; i++) {
+        assert_true(es->events[i].fingerprint != 0);
+        if (!strcmp(es->events[i].name, "k"))
+            *k = es->events[i].fingerprint;
+        else
+            *c = es->events[i].fingerprint;
+    }
+    ofe_config_destroy(cfg);
+}
+
+static void test_event_fingerprints(void **state)
+{
+    (void)state;
+    uint64_t k0, c0, k1, c1;
+    event_fps(base_yaml, &k0, &c0);
+    assert_true(k0 != c0);
+    /* Changing the kafka event changes its fingerprint only. */
+    event_fps("apiVersion: events.openfunction.io/v1alpha1\nkind: EventSource\n"
+              "metadata: {name: es}\nspec:\n  eventBus: default\n  kafka:\n"
+              "    k: {brokers: 'a:1', authRequired: false, topic: t2}\n"
+              "  cron:\n    c: {schedule: '@hourly'}\n",
+              &k1, &c1);
+    assert_true(k1 != k0);
+    assert_int_equal(c1, c0);
+    /* Changing the cron event changes its fingerprint only. */
+    event_fps("apiVersion: events.openfunction.io/v1alpha1\nkind: EventSource\n"
+              "metadata: {name: es}\nspec:\n  eventBus: default\n  kafka:\n"
+              "    k: {brokers: 'a:1', authRequired: false, topic: t}\n"
+              "  cron:\n    c: {schedule: '@daily'}\n",
+              &k1, &c1);
+    assert_int_equal(k1, k0);
+    assert_true(c1 != c0);
+    /* A document-wide setting (the sink) changes both. */
+    event_fps("apiVersion: events.openfunction.io/v1alpha1\nkind: EventSource\n"
+              "metadata: {name: es}\nspec:\n  eventBus: default\n"
+              "  sink: {uri: 'http://127.0.0.1:1/'}\n  kafka:\n"
+              "    k: {brokers: 'a:1', authRequired: false, topic: t}\n"
+              "  cron:\n    c: {schedule: '@hourly'}\n",
+              &k1, &c1);
+    assert_true(k1 != k0);
+    assert_true(c1 != c0);
+}
+
 static void test_fingerprints(void **state)
 {
     (void)state;
@@ -302,9 +352,9 @@ static void test_reference(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resolution_order), cmocka_unit_test(test_resolution_special),
-        cmocka_unit_test(test_check_refs),       cmocka_unit_test(test_fingerprints),
-        cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_resolution_order),   cmocka_unit_test(test_resolution_special),
+        cmocka_unit_test(test_check_refs),         cmocka_unit_test(test_fingerprints),
+        cmocka_unit_test(test_event_fingerprints), cmocka_unit_test(test_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -402,6 +402,10 @@ struct ofe_config_event {
     const struct ofe_config_node *spec; /* points at the kind's struct, e.g.
                                            (const struct ofe_config_kafka_source *)spec */
     char *bus_topic;                    /* "{namespace}-{eventsource}-{event}" */
+    /* Hash of the event's own block and of the rest of its document outside
+     * every event block (sink, eventBus, delivery, mode, metadata): equal
+     * when nothing that affects this event changed (SIGHUP reloads). */
+    uint64_t fingerprint;
 };
 
 struct ofe_config_eventsource_spec {
