@@ -179,6 +179,10 @@ static int make_consumer(struct jcons *c, char *errstr, size_t errstr_size)
                       (b->nbackoff && !same_backoff(cc, b));
         if (change) {
             jsConsumerConfig u = *cc;
+            /* the server's copy may name the consumer only in Name: an update
+             * needs the durable name */
+            if (!u.Durable || !*u.Durable)
+                u.Durable = c->durable;
             if (b->ack_wait_ms > 0)
                 u.AckWait = b->ack_wait_ms * 1000000;
             if (b->max_deliver != 0)
