@@ -2,7 +2,7 @@
  * cesql/cesql_tck) against the engine.
  *
  * Directory: $CESQL_TCK_DIR, else $CESQL_TCK_DIR_DEFAULT (set by
- * tests/CMakeLists.txt to ../shared/cesql-tck beside the source tree). When
+ * tests/CMakeLists.txt to the copy in tests/fixtures/cesql-tck). When
  * it is absent the run says so loudly and exits 77, which ctest reports as
  * SKIPPED (never as passed).
  *
