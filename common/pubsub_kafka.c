@@ -15,7 +15,7 @@
  * commits off. A new group starts at initialOffset when it is written,
  * else at the oldest offset. A thread reads batches of at most the
  * subscription's free capacity and delivers them in partition order. Each
- * assigned partition has an offset tracker (pubsub_kafka_track.c): acks
+ * assigned partition has an offset tracker (offset_track.h): acks
  * move its commit point over the acked prefix only, and the thread commits
  * moved points at most every auto.commit.interval.ms (100 ms by default),
  * on revocation and on close. An offset acked above an unacked one waits for
@@ -122,7 +122,7 @@ struct ktrack {
     int32_t partition;
     int refs; /* 1 while assigned, + messages delivered and unresolved */
     bool active;
-    struct kafka_track t;
+    struct ofe_offset_track t;
     int64_t sent;      /* commit point sent last; -1 none */
     int64_t committed; /* commit point confirmed */
 };
@@ -802,7 +802,7 @@ static void track_unref(struct ksub *ks, struct ktrack *t)
             *pp = t->all_next;
             break;
         }
-    kafka_track_fini(&t->t);
+    ofe_offset_track_fini(&t->t);
     free(t->topic);
     free(t);
 }
@@ -817,7 +817,7 @@ static void track_drop(struct ksub *ks, struct ktrack *t)
         }
     t->active = false;
     ks->tracked -= t->t.n;
-    kafka_track_fini(&t->t);
+    ofe_offset_track_fini(&t->t);
     track_unref(ks, t);
 }
 
@@ -832,7 +832,7 @@ static struct ktrack *track_add(struct ksub *ks, const char *topic, int32_t part
     t->refs = 1;
     t->active = true;
     t->sent = t->committed = -1;
-    kafka_track_init(&t->t);
+    ofe_offset_track_init(&t->t);
     t->next = ks->active;
     ks->active = t;
     t->all_next = ks->all;
@@ -1069,7 +1069,7 @@ static void handle(struct ksub *ks, rd_kafka_message_t *m)
     struct ktrack *t = track_find(ks, topic, m->partition);
     /* Not assigned any more, or already delivered in this assignment
      * (a queue left over from before a rebalance): not ours to deliver. */
-    bool skip = !t || kafka_track_seen(&t->t, m->offset) || ks->stopping;
+    bool skip = !t || ofe_offset_track_seen(&t->t, m->offset) || ks->stopping;
     pthread_mutex_unlock(&ks->lock);
     if (skip) {
         rd_kafka_message_destroy(m);
@@ -1105,7 +1105,7 @@ static void handle(struct ksub *ks, rd_kafka_message_t *m)
     pthread_mutex_lock(&ks->lock);
     /* The assignment may have changed while decoding. */
     t = track_find(ks, topic, m->partition);
-    bool ok = t && !ks->stopping && kafka_track_push(&t->t, m->offset, &pv->seq) == 0;
+    bool ok = t && !ks->stopping && ofe_offset_track_push(&t->t, m->offset, &pv->seq) == 0;
     if (ok) {
         pv->tr = t;
         t->refs++;
@@ -1294,7 +1294,7 @@ static void k_release(void *ctx, void *sctx)
     while (ks->all) {
         struct ktrack *t = ks->all;
         ks->all = t->all_next;
-        kafka_track_fini(&t->t);
+        ofe_offset_track_fini(&t->t);
         free(t->topic);
         free(t);
     }
@@ -1318,7 +1318,7 @@ static void k_ack(void *ctx, void *sctx, struct ofe_msg *m)
     pthread_mutex_lock(&ks->lock);
     if (pv->tr) {
         if (pv->tr->active)
-            ks->tracked -= kafka_track_ack(&pv->tr->t, pv->seq);
+            ks->tracked -= ofe_offset_track_ack(&pv->tr->t, pv->seq);
         track_unref(ks, pv->tr);
         pv->tr = NULL;
     }

@@ -20,29 +20,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "ofe/offset_track.h"
+
 struct ofe_config_kafka_bus;
-
-struct kafka_track {
-    int64_t *off;   /* ring of delivered offsets, oldest first */
-    uint8_t *acked; /* parallel to off */
-    size_t cap, head, n;
-    uint64_t seq_head; /* sequence number of the entry at head */
-    int64_t point;     /* next offset to commit (last acked prefix + 1); -1: none yet */
-    int64_t last;      /* last offset pushed; -1: none */
-};
-
-void kafka_track_init(struct kafka_track *t);
-void kafka_track_fini(struct kafka_track *t);
-/* Records a delivered offset, which must be above every offset pushed
- * before (kafka_track_seen says whether it is). Sets *seq, the handle for
- * kafka_track_ack. Returns 0 or OFE_ENOMEM (nothing recorded). */
-int kafka_track_push(struct kafka_track *t, int64_t offset, uint64_t *seq);
-/* True when offset was already pushed (at or below the last one). */
-bool kafka_track_seen(const struct kafka_track *t, int64_t offset);
-/* Marks the entry seq acked and moves the commit point over the acked
- * prefix. Returns how many entries left the window (0 when seq is not in
- * it, e.g. acked twice). */
-size_t kafka_track_ack(struct kafka_track *t, uint64_t seq);
 
 /* Roles of a client handle. */
 enum kafka_role { KAFKA_PRODUCER, KAFKA_CONSUMER };

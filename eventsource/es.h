@@ -35,6 +35,7 @@
 
 #include "ofe/ce.h"
 #include "ofe/config.h"
+#include "ofe/offset_track.h"
 #include "ofe/daemon.h"
 #include "ofe/delivery.h"
 #include "ofe/http_client.h"
@@ -213,29 +214,6 @@ void es_sha256_hex(const void *const *parts, const size_t *lens, size_t nparts, 
  * `<prefix>specversion`, any case) or structured mode (content type
  * application/cloudevents...). ct may be NULL. */
 bool es_looks_like_ce(const struct ofe_hdrs *h, const char *prefix, const char *ct, size_t ct_len);
-
-/* ---- offsets (track.c) ---------------------------------------------------- */
-
-/* The offsets of one Kafka partition handed to dispatch, in order; only
- * the offset after the acked prefix may be committed, so a crash
- * redelivers from the first unacked message and never skips it. Not
- * thread-safe: the caller locks. */
-struct es_track {
-    int64_t *off;
-    uint8_t *acked;
-    size_t cap, head, n;
-    uint64_t seq_head; /* sequence number of the entry at head */
-    int64_t point;     /* next offset to commit; -1 none yet */
-    int64_t last;      /* last offset pushed; -1 none */
-};
-void es_track_init(struct es_track *t);
-void es_track_fini(struct es_track *t);
-/* Records an offset above every earlier one; *seq is its handle. Returns
- * 0 or OFE_ENOMEM. */
-int es_track_push(struct es_track *t, int64_t offset, uint64_t *seq);
-/* Marks seq acked; returns how many entries left the window (the commit
- * point moved over them). 0 for an unknown or repeated seq. */
-size_t es_track_ack(struct es_track *t, uint64_t seq);
 
 /* Extra diagnostics form: at a given position and path. */
 void es_diag_error_at(struct es_diag *d, const struct ofe_config_pos *pos, const char *path,

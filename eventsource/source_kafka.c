@@ -4,7 +4,7 @@
  * {namespace}-{eventsource}-{event}), automatic commits and offset stores
  * off. A thread reads batches no larger than the room left under max
  * in-flight and emits one event per record. Each assigned partition has an
- * offset window (es_track): when an event completes, its offset is acked
+ * offset window (ofe_offset_track, offset_track.h): when an event completes, its offset is acked
  * and the commit point moves over the acked prefix only; the thread
  * commits moved points every COMMIT_MS, on revocation (synchronously) and
  * when the source stops. An offset acked above an unacked one waits, so
@@ -47,7 +47,7 @@ struct ktr {
     int32_t partition;
     bool active;
     int refs; /* 1 while assigned + tokens in flight */
-    struct es_track t;
+    struct ofe_offset_track t;
     int64_t sent; /* commit point sent last */
 };
 
@@ -216,7 +216,7 @@ static void tr_unref(struct kafka_src *k, struct ktr *t)
             break;
         }
     k->tracked -= t->t.n;
-    es_track_fini(&t->t);
+    ofe_offset_track_fini(&t->t);
     free(t->topic);
     free(t);
 }
@@ -363,7 +363,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             t->active = true;
             t->refs = 1;
             t->sent = -1;
-            es_track_init(&t->t);
+            ofe_offset_track_init(&t->t);
             t->next = k->trs;
             k->trs = t;
         }
@@ -423,7 +423,7 @@ static void on_done(void *token, enum es_result r, const char *why)
     struct kafka_src *k = tk->k;
     pthread_mutex_lock(&k->lock);
     if (r != ES_FAILED && tk->tr->active) {
-        size_t rel = es_track_ack(&tk->tr->t, tk->seq);
+        size_t rel = ofe_offset_track_ack(&tk->tr->t, tk->seq);
         k->tracked -= rel;
     }
     tr_unref(k, tk->tr);
@@ -547,7 +547,7 @@ static void handle(struct kafka_src *k, rd_kafka_message_t *m)
     bool skip = !t || (t->t.last >= 0 && m->offset <= t->t.last);
     if (!skip) {
         tk = malloc(sizeof(*tk));
-        if (!tk || es_track_push(&t->t, m->offset, &tk->seq) != 0) {
+        if (!tk || ofe_offset_track_push(&t->t, m->offset, &tk->seq) != 0) {
             free(tk);
             tk = NULL;
             skip = true;
@@ -781,7 +781,7 @@ static void kafka_destroy(void *ctx)
     pthread_mutex_lock(&k->lock);
     for (struct ktr *t = k->trs, *n; t; t = n) {
         n = t->next;
-        es_track_fini(&t->t);
+        ofe_offset_track_fini(&t->t);
         free(t->topic);
         free(t);
     }

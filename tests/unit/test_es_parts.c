@@ -119,28 +119,28 @@ static void test_parsers(void **state)
 
 static void test_track(void **state)
 {
-    struct es_track t;
-    es_track_init(&t);
+    struct ofe_offset_track t;
+    ofe_offset_track_init(&t);
     uint64_t s[300];
     /* offsets with gaps (compaction) */
     for (int i = 0; i < 300; i++)
-        assert_int_equal(es_track_push(&t, 10 + 2 * i, &s[i]), 0);
+        assert_int_equal(ofe_offset_track_push(&t, 10 + 2 * i, &s[i]), 0);
     assert_int_equal(t.point, -1);
     /* acked above an unacked one: nothing to commit */
-    assert_int_equal(es_track_ack(&t, s[1]), 0);
-    assert_int_equal(es_track_ack(&t, s[2]), 0);
+    assert_int_equal(ofe_offset_track_ack(&t, s[1]), 0);
+    assert_int_equal(ofe_offset_track_ack(&t, s[2]), 0);
     assert_int_equal(t.point, -1);
     /* the gap closes: the point moves over the acked prefix */
-    assert_int_equal(es_track_ack(&t, s[0]), 3);
+    assert_int_equal(ofe_offset_track_ack(&t, s[0]), 3);
     assert_int_equal(t.point, 10 + 2 * 2 + 1);
     /* repeated and unknown acks change nothing */
-    assert_int_equal(es_track_ack(&t, s[0]), 0);
-    assert_int_equal(es_track_ack(&t, 99999), 0);
+    assert_int_equal(ofe_offset_track_ack(&t, s[0]), 0);
+    assert_int_equal(ofe_offset_track_ack(&t, 99999), 0);
     for (int i = 299; i >= 3; i--)
-        es_track_ack(&t, s[i]);
+        ofe_offset_track_ack(&t, s[i]);
     assert_int_equal(t.point, 10 + 2 * 299 + 1);
     assert_int_equal(t.n, 0);
-    es_track_fini(&t);
+    ofe_offset_track_fini(&t);
 }
 
 static void test_content(void **state)

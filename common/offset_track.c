@@ -1,20 +1,18 @@
-/* Offset tracker of one assigned Kafka partition (pubsub_kafka_int.h):
- * only the offset after the acked prefix of delivered messages is ever
- * committed. */
+/* Offsets of one partition: commit only the acked prefix (offset_track.h). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "ofe/offset_track.h"
 #include "ofe/err.h"
-#include "pubsub_kafka_int.h"
 
-void kafka_track_init(struct kafka_track *t)
+void ofe_offset_track_init(struct ofe_offset_track *t)
 {
     memset(t, 0, sizeof(*t));
     t->point = -1;
     t->last = -1;
 }
 
-void kafka_track_fini(struct kafka_track *t)
+void ofe_offset_track_fini(struct ofe_offset_track *t)
 {
     free(t->off);
     free(t->acked);
@@ -23,7 +21,7 @@ void kafka_track_fini(struct kafka_track *t)
     t->cap = t->n = t->head = 0;
 }
 
-static int grow(struct kafka_track *t)
+static int grow(struct ofe_offset_track *t)
 {
     size_t cap = t->cap ? t->cap * 2 : 64;
     int64_t *off = malloc(cap * sizeof(*off));
@@ -47,7 +45,7 @@ static int grow(struct kafka_track *t)
     return 0;
 }
 
-int kafka_track_push(struct kafka_track *t, int64_t offset, uint64_t *seq)
+int ofe_offset_track_push(struct ofe_offset_track *t, int64_t offset, uint64_t *seq)
 {
     if (t->n == t->cap && grow(t) != 0)
         return OFE_ENOMEM;
@@ -60,16 +58,14 @@ int kafka_track_push(struct kafka_track *t, int64_t offset, uint64_t *seq)
     return 0;
 }
 
-bool kafka_track_seen(const struct kafka_track *t, int64_t offset)
-{
-    return t->last >= 0 && offset <= t->last;
-}
-
-size_t kafka_track_ack(struct kafka_track *t, uint64_t seq)
+size_t ofe_offset_track_ack(struct ofe_offset_track *t, uint64_t seq)
 {
     if (seq < t->seq_head || seq - t->seq_head >= t->n)
         return 0;
-    t->acked[(t->head + (size_t)(seq - t->seq_head)) % t->cap] = 1;
+    size_t j = (t->head + (size_t)(seq - t->seq_head)) % t->cap;
+    if (t->acked[j])
+        return 0;
+    t->acked[j] = 1;
     size_t released = 0;
     while (t->n && t->acked[t->head]) {
         t->point = t->off[t->head] + 1;
@@ -79,4 +75,9 @@ size_t kafka_track_ack(struct kafka_track *t, uint64_t seq)
         released++;
     }
     return released;
+}
+
+bool ofe_offset_track_seen(const struct ofe_offset_track *t, int64_t offset)
+{
+    return t->last >= 0 && offset <= t->last;
 }
