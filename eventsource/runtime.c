@@ -24,6 +24,7 @@ struct es_runtime {
     struct es_source *retired; /* stopped, events still in flight */
     struct es_cfgref *current;
     pthread_mutex_t list_lock; /* readiness reads the list from HTTP threads */
+    bool applied;              /* a configuration was applied (under list_lock) */
 };
 
 struct ofe_http_client *es_runtime__http(struct es_runtime *rt)
@@ -322,6 +323,9 @@ size_t es_runtime_apply(struct es_runtime *rt, struct ofe_config *cfg)
     }
     cfg_unref(rt->current);
     rt->current = cref;
+    pthread_mutex_lock(&rt->list_lock);
+    rt->applied = true;
+    pthread_mutex_unlock(&rt->list_lock);
     OFE_INFO(ES_COMPONENT, NULL,
              "configuration applied: %zu event(s) started, %zu kept, %zu "
              "stopped, %zu failed",
@@ -351,6 +355,12 @@ bool es_runtime_ready(void *arg, char *why, size_t why_size)
     struct es_runtime *rt = arg;
     bool ok = true;
     pthread_mutex_lock(&rt->list_lock);
+    if (!rt->applied) {
+        /* /readyz is served before the sources start: an empty list of
+         * sources must not look ready */
+        snprintf(why, why_size, "starting: the configuration is not applied yet");
+        ok = false;
+    }
     for (struct es_source *s = rt->running; s && ok; s = s->next) {
         char w[384] = "";
         if (s->kind->ready && !s->kind->ready(s->kctx, w, sizeof(w))) {

@@ -67,6 +67,9 @@ struct trg_runtime *trg_runtime_new(const struct trg_runtime_opts *o, char *errs
         rt->consumer = strdup(o->consumer);
         rt->opts.consumer = rt->consumer;
     }
+    /* Not ready until the first configuration is applied (an empty list of
+     * triggers would otherwise look ready). */
+    snprintf(rt->notready, sizeof(rt->notready), "starting: the configuration is not applied yet");
     pthread_mutex_init(&rt->lock, NULL);
     return rt;
 }

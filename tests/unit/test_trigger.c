@@ -248,6 +248,26 @@ static unsigned collect(struct env *e, const char *topic, unsigned n, struct ofe
 
 /* ---- conditions ----------------------------------------------------------- */
 
+/* /readyz is served before the configuration is applied: an empty runtime
+ * must not look ready, an applied one must. */
+static void test_ready_after_apply(void **state)
+{
+    struct env e;
+    env_init(&e);
+    char why[512] = "";
+    assert_false(trg_runtime_ready(e.rt, why, sizeof(why)));
+    assert_non_null(strstr(why, "starting"));
+    char y[1024];
+    snprintf(y, sizeof(y),
+             HEAD
+             "  inputs:\n    a: {eventSource: es, event: a}\n"
+             "  subscribers:\n  - {name: s, condition: a, sink: {uri: 'http://127.0.0.1:9/'}}\n",
+             "ready");
+    env_apply(&e, y);
+    assert_true(trg_runtime_ready(e.rt, why, sizeof(why)));
+    env_fini(&e);
+}
+
 static void test_condition_and_window(void **state)
 {
     struct env e;
@@ -985,6 +1005,7 @@ static void test_drain_and_give_back(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ready_after_apply),
         cmocka_unit_test(test_condition_and_window),
         cmocka_unit_test(test_condition_operators),
         cmocka_unit_test(test_filters),
