@@ -32,8 +32,11 @@
  * delivered from the revoked partitions be acked (up to 10 s; the group
  * waits for it meanwhile), commits the acked prefix synchronously and drops
  * their trackers; acks that arrive later are ignored, and those messages
- * go to the new owner again. Lost partitions (session expired) are given
- * up at once, without a commit.
+ * go to the new owner again. When the group refuses that commit (the
+ * rebalance has begun) and the partition comes back to this member, it
+ * resumes at its own acked point (kafka_resume.h), not at the stale
+ * committed offset. Lost partitions (session expired) are given up at
+ * once, without a commit.
  *
  * Nack: the core's local delayed redelivery (ops->nack is NULL): the
  * message stays unacked at the broker and holds its partition's commit
@@ -60,6 +63,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "ofe/config.h"
+#include "ofe/kafka_resume.h"
 #include "ofe/err.h"
 #include "ofe/log.h"
 #include "pubsub_int.h"
@@ -159,6 +163,9 @@ struct ksub {
     struct klag *lags;
     char fetch_err[256]; /* last fetch error logged, to log a repeat once */
     bool closing;        /* leaving the group: revocation does not wait */
+    /* Acked points of partitions given up with a refused commit; the
+     * rebalance callbacks (the consumer thread) use it. */
+    struct ofe_kafka_resume resume;
 };
 
 static uint64_t now_ms(void)
@@ -841,14 +848,15 @@ static struct ktrack *track_add(struct ksub *ks, const char *topic, int32_t part
 }
 
 /* Offsets to commit: every active partition of `only` (or all when NULL)
- * whose commit point moved since it was last sent. Returns NULL when none.
- * Called with ks->lock. */
+ * whose commit point moved since it was last sent, or with force since it
+ * was last confirmed. Returns NULL when none. Called with ks->lock. */
 static rd_kafka_topic_partition_list_t *commit_list(struct ksub *ks,
-                                                    const rd_kafka_topic_partition_list_t *only)
+                                                    const rd_kafka_topic_partition_list_t *only,
+                                                    bool force)
 {
     rd_kafka_topic_partition_list_t *l = NULL;
     for (struct ktrack *t = ks->active; t; t = t->next) {
-        if (t->t.point < 0 || t->t.point == t->sent)
+        if (t->t.point < 0 || (force ? t->t.point <= t->committed : t->t.point == t->sent))
             continue;
         if (only && !rd_kafka_topic_partition_list_find(only, t->topic, t->partition))
             continue;
@@ -897,23 +905,30 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /* Commits moved points: asynchronously at the commit pace, or now and
- * synchronously when sync (revocation, close). */
-static void commit(struct ksub *ks, const rd_kafka_topic_partition_list_t *only, bool sync)
+ * synchronously when sync (revocation, close; then also the points sent
+ * before and not confirmed yet). Returns the synchronous commit's error. */
+static rd_kafka_resp_err_t commit(struct ksub *ks, const rd_kafka_topic_partition_list_t *only,
+                                  bool sync)
 {
     uint64_t now = now_ms();
     if (!sync && now - ks->last_commit < (uint64_t)ks->commit_ms)
-        return;
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
     ks->last_commit = now;
     pthread_mutex_lock(&ks->lock);
-    rd_kafka_topic_partition_list_t *l = commit_list(ks, only);
+    rd_kafka_topic_partition_list_t *l = commit_list(ks, only, sync);
     pthread_mutex_unlock(&ks->lock);
     if (!l)
-        return;
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
     /* The outcome comes to on_commit (also for a synchronous commit). */
     rd_kafka_resp_err_t err = rd_kafka_commit(ks->rk, l, sync ? 0 : 1);
     if (!sync && err)
         commit_result(ks, err, l);
+    if (sync && !err)
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].err)
+                err = l->elems[i].err;
     rd_kafka_topic_partition_list_destroy(l);
+    return sync ? err : RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 /* ---- consumer: rebalances ------------------------------------------------ */
@@ -970,13 +985,22 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     struct ksub *ks = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        int resumed = ofe_kafka_resume_apply(&ks->resume, rk, parts, 5000);
+        if (resumed)
+            OFE_INFO(ks->st.component, ks->st.instance,
+                     "kafka: group %s: %d partitions come back past their committed offset (the "
+                     "group refused the commit when they were given up)",
+                     ks->group, resumed);
         pthread_mutex_lock(&ks->lock);
         for (int i = 0; i < parts->cnt; i++) {
             struct ktrack *old = track_find(ks, parts->elems[i].topic, parts->elems[i].partition);
             if (old)
                 track_drop(ks, old);
-            if (!track_add(ks, parts->elems[i].topic, parts->elems[i].partition))
+            struct ktrack *t = track_add(ks, parts->elems[i].topic, parts->elems[i].partition);
+            if (!t)
                 OFE_ERROR(ks->st.component, ks->st.instance, "kafka: out of memory");
+            else if (parts->elems[i].offset >= 0)
+                t->t.point = parts->elems[i].offset; /* committed at the next pace */
         }
         bool paused = ks->paused;
         pthread_mutex_unlock(&ks->lock);
@@ -999,15 +1023,24 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* Lost partitions (session timed out) belong to another member
          * already: committing for them would fail or overwrite its work. */
         bool lost = rd_kafka_assignment_lost(rk);
-        if (!lost)
+        rd_kafka_resp_err_t cerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (!lost) {
             revoke_wait(ks, parts);
-        if (!lost)
-            commit(ks, parts, true);
+            cerr = commit(ks, parts, true);
+            if (cerr)
+                OFE_INFO(ks->st.component, ks->st.instance,
+                         "kafka: group %s: commit on revocation refused (%s); should the "
+                         "partitions come back here, they resume at the acked point",
+                         ks->group, rd_kafka_err2str(cerr));
+        }
         pthread_mutex_lock(&ks->lock);
         for (int i = 0; i < parts->cnt; i++) {
             struct ktrack *t = track_find(ks, parts->elems[i].topic, parts->elems[i].partition);
-            if (t)
-                track_drop(ks, t);
+            if (!t)
+                continue;
+            if (cerr && t->t.point > t->committed)
+                ofe_kafka_resume_note(&ks->resume, t->topic, t->partition, t->t.point);
+            track_drop(ks, t);
         }
         pthread_mutex_unlock(&ks->lock);
         log_parts(ks, rd_kafka_assignment_lost(rk) ? "lost" : "revoked", parts);
@@ -1263,6 +1296,7 @@ fail:
     pthread_mutex_destroy(&ks->lock);
     pthread_cond_destroy(&ks->cond);
     pthread_mutex_destroy(&ks->st.lock);
+    ofe_kafka_resume_fini(&ks->resume);
     free(ks->group);
     free(ks);
     return rc;
@@ -1304,6 +1338,7 @@ static void k_release(void *ctx, void *sctx)
         free(l->topic);
         free(l);
     }
+    ofe_kafka_resume_fini(&ks->resume);
     pthread_mutex_destroy(&ks->lock);
     pthread_cond_destroy(&ks->cond);
     pthread_mutex_destroy(&ks->st.lock);

@@ -33,6 +33,7 @@
 
 #include "es.h"
 #include "ofe/err.h"
+#include "ofe/kafka_resume.h"
 #include "ofe/log.h"
 
 #define BATCH_MAX      256
@@ -72,6 +73,7 @@ struct kafka_src {
     char why[300];
     uint64_t last_commit;
     char fetch_err[256];
+    struct ofe_kafka_resume resume; /* the rebalance callbacks' (consumer thread) */
 };
 
 /* ---- configuration ------------------------------------------------------ */
@@ -232,13 +234,14 @@ static void tr_drop(struct kafka_src *k, struct ktr *t)
 /* ---- commits ---------------------------------------------------------------- */
 
 /* Offsets to commit (moved points of active partitions, or only those in
- * `only`). Lock held. */
+ * `only`; with force every acked point, sent before or not). Lock held. */
 static rd_kafka_topic_partition_list_t *commit_list(struct kafka_src *k,
-                                                    const rd_kafka_topic_partition_list_t *only)
+                                                    const rd_kafka_topic_partition_list_t *only,
+                                                    bool force)
 {
     rd_kafka_topic_partition_list_t *l = NULL;
     for (struct ktr *t = k->trs; t; t = t->next) {
-        if (!t->active || t->t.point < 0 || t->t.point == t->sent)
+        if (!t->active || t->t.point < 0 || (!force && t->t.point == t->sent))
             continue;
         if (only) {
             bool in = false;
@@ -256,18 +259,24 @@ static rd_kafka_topic_partition_list_t *commit_list(struct kafka_src *k,
     return l;
 }
 
-static void commit(struct kafka_src *k, const rd_kafka_topic_partition_list_t *only, bool sync)
+/* Commits moved points, at the commit pace or now (sync: revocation and
+ * close, every acked point). Returns the error of a synchronous commit. */
+static rd_kafka_resp_err_t commit(struct kafka_src *k, const rd_kafka_topic_partition_list_t *only,
+                                  bool sync)
 {
     uint64_t now = es_mono_ms();
     if (!sync && now - k->last_commit < COMMIT_MS)
-        return;
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
     k->last_commit = now;
     pthread_mutex_lock(&k->lock);
-    rd_kafka_topic_partition_list_t *l = commit_list(k, only);
+    rd_kafka_topic_partition_list_t *l = commit_list(k, only, sync);
     pthread_mutex_unlock(&k->lock);
     if (!l)
-        return;
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
     rd_kafka_resp_err_t err = rd_kafka_commit(k->rk, l, sync ? 0 : 1);
+    for (int i = 0; sync && !err && i < l->cnt; i++)
+        if (l->elems[i].err)
+            err = l->elems[i].err;
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         /* Send again next time. */
         pthread_mutex_lock(&k->lock);
@@ -281,6 +290,7 @@ static void commit(struct kafka_src *k, const rd_kafka_topic_partition_list_t *o
                  rd_kafka_err2str(err));
     }
     rd_kafka_topic_partition_list_destroy(l);
+    return err == RD_KAFKA_RESP_ERR__NO_OFFSET ? RD_KAFKA_RESP_ERR_NO_ERROR : err;
 }
 
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -348,6 +358,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     struct kafka_src *k = opaque;
     bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        int resumed = ofe_kafka_resume_apply(&k->resume, rk, parts, 5000);
+        if (resumed)
+            OFE_INFO(ES_COMPONENT, k->s->name,
+                     "kafka: group %s: %d partitions come back past their committed offset (the "
+                     "group refused the commit when they were given up)",
+                     k->c->consumer_group, resumed);
         pthread_mutex_lock(&k->lock);
         for (int i = 0; i < parts->cnt; i++) {
             struct ktr *old = tr_find(k, parts->elems[i].topic, parts->elems[i].partition);
@@ -364,6 +380,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             t->refs = 1;
             t->sent = -1;
             ofe_offset_track_init(&t->t);
+            if (parts->elems[i].offset >= 0)
+                t->t.point = parts->elems[i].offset; /* committed at the next pace */
             t->next = k->trs;
             k->trs = t;
         }
@@ -385,13 +403,19 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         /* Lost partitions belong to another member already. */
+        rd_kafka_resp_err_t cerr = RD_KAFKA_RESP_ERR_NO_ERROR;
         if (!rd_kafka_assignment_lost(rk))
-            commit(k, parts, true);
+            cerr = commit(k, parts, true);
         pthread_mutex_lock(&k->lock);
         for (int i = 0; i < parts->cnt; i++) {
             struct ktr *t = tr_find(k, parts->elems[i].topic, parts->elems[i].partition);
-            if (t)
-                tr_drop(k, t);
+            if (!t)
+                continue;
+            /* Should the group refuse the commit (the rebalance has begun)
+             * and the partition come back, it resumes at the acked point. */
+            if (cerr)
+                ofe_kafka_resume_note(&k->resume, t->topic, t->partition, t->t.point);
+            tr_drop(k, t);
         }
         pthread_mutex_unlock(&k->lock);
         log_parts(k, rd_kafka_assignment_lost(rk) ? "lost" : "revoked", parts);
@@ -788,6 +812,7 @@ static void kafka_destroy(void *ctx)
     k->trs = NULL;
     pthread_mutex_unlock(&k->lock);
     pthread_mutex_destroy(&k->lock);
+    ofe_kafka_resume_fini(&k->resume);
     free(k);
 }
 
