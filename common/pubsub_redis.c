@@ -61,6 +61,14 @@
 #define R_MAX_UNREPLIED         8192 /* requests written and not yet answered */
 #define R_MAX_UNREPLIED_BYTES   (16 * 1024 * 1024)
 #define R_ACK_BATCH             1000  /* ids per XACK */
+/* An ack waits up to R_ACK_DELAY_MS for others to go out in the same XACK
+ * (or until R_ACK_EAGER are waiting, or a publish goes out anyway): a
+ * handler acking from its own thread would otherwise wake the bus thread
+ * and cost the server one XACK (and, under fsync always, one journal
+ * write) per event. A crash in that window redelivers those entries, as
+ * for any unacked entry. */
+#define R_ACK_DELAY_MS          1
+#define R_ACK_EAGER             256
 #define R_ACK_BACKLOG_MAX       50000 /* acks not yet written: subscriptions stop fetching */
 #define R_BLOCK_MAX_MS          5000
 #define R_ID_MAX                48
@@ -284,6 +292,11 @@ static redisContext *rconnect(const struct rconf *cf, const char *what, uint32_t
     redisSetTimeout(c, rt);
     if (cf->port)
         redisEnableKeepAlive(c);
+    /* hiredis frees its input buffer whenever it empties past 16 KiB and
+     * grows it again for the next batch of replies: a large malloc (and a
+     * consolidation of glibc's fast bins) per read. Keep up to 4 MiB. */
+    if (c->reader)
+        c->reader->maxbuf = 4u << 20;
     redisReply *r = NULL;
     if (cf->password) {
         if (cf->username)
@@ -398,6 +411,8 @@ struct rctx {
     struct req *wait_head, *wait_tail; /* publishes not written yet, in deadline order */
     struct bucket *buckets, *dirty;
     size_t ack_backlog;
+    uint64_t ack_since;   /* when the backlog last became non-empty */
+    uint64_t sleep_until; /* the bus thread's wake-up time while sleeping */
     bool sleeping, closing;
     uint64_t drain_deadline;
     bool up;
@@ -431,6 +446,27 @@ static void batch_begin(struct rctx *x)
     tl_batch_wake = false;
 }
 
+/* Whether the queued acks go out now (called with lock). */
+static bool acks_due_locked(struct rctx *x, uint64_t now)
+{
+    return x->dirty && (x->closing || x->wait_head || x->ack_backlog >= R_ACK_EAGER ||
+                        now - x->ack_since >= MS(R_ACK_DELAY_MS));
+}
+
+/* After queuing acks: whether the sleeping bus thread must be woken (it
+ * is not when it wakes up on its own in time to send them). Called with
+ * lock; clears sleeping when it returns true. */
+static bool ack_wake_locked(struct rctx *x)
+{
+    if (!x->sleeping)
+        return false;
+    if (!x->closing && x->ack_backlog < R_ACK_EAGER &&
+        x->sleep_until <= x->ack_since + MS(2 * R_ACK_DELAY_MS))
+        return false;
+    x->sleeping = false;
+    return true;
+}
+
 static void batch_end(struct rctx *x)
 {
     tl_batch = NULL;
@@ -438,10 +474,9 @@ static void batch_end(struct rctx *x)
         return;
     tl_batch_wake = false;
     pthread_mutex_lock(&x->lock);
-    bool sleeping = x->sleeping;
-    x->sleeping = false;
+    bool w = ack_wake_locked(x);
     pthread_mutex_unlock(&x->lock);
-    if (sleeping)
+    if (w)
         wake(x);
 }
 
@@ -655,7 +690,8 @@ static bool bucket_add_locked(struct rctx *x, struct bucket *b, const char *id, 
     }
     memcpy(b->ids[b->n].id, id, len);
     b->ids[b->n++].len = (uint8_t)len;
-    x->ack_backlog++;
+    if (x->ack_backlog++ == 0)
+        x->ack_since = now_ns();
     if (!b->dirty) {
         b->dirty = true;
         b->next_dirty = x->dirty;
@@ -711,7 +747,8 @@ static void feed(struct rctx *x)
 {
     struct req *acks = NULL, **at = &acks;
     pthread_mutex_lock(&x->lock);
-    build_acks_locked(x, &at);
+    if (acks_due_locked(x, now_ns()))
+        build_acks_locked(x, &at);
     while (x->wait_head && x->nunreplied < R_MAX_UNREPLIED &&
            x->unreplied_bytes < R_MAX_UNREPLIED_BYTES) {
         struct req *q = x->wait_head;
@@ -941,12 +978,20 @@ static void *cmd_run(void *arg)
                 ev |= POLLOUT;
         }
         pthread_mutex_lock(&x->lock);
-        bool more = !cmd_idle_locked(x) && x->nunreplied < R_MAX_UNREPLIED &&
-                    x->unreplied_bytes < R_MAX_UNREPLIED_BYTES;
+        now = now_ns();
+        bool room = x->nunreplied < R_MAX_UNREPLIED && x->unreplied_bytes < R_MAX_UNREPLIED_BYTES;
+        bool more = room && (x->wait_head || acks_due_locked(x, now));
+        int timeout = 100;
+        if (!more && room && x->dirty) {
+            /* acks waiting for company (not due yet): up when they are */
+            uint64_t due = x->ack_since + MS(R_ACK_DELAY_MS);
+            timeout = due > now ? (int)((due - now) / 1000000u) + 1 : 1;
+        }
         x->sleeping = !more;
+        x->sleep_until = now + MS(timeout);
         pthread_mutex_unlock(&x->lock);
         short rev = 0;
-        cmd_poll(x, x->c->fd, ev, more ? 0 : 100, &rev);
+        cmd_poll(x, x->c->fd, ev, more ? 0 : timeout, &rev);
         pthread_mutex_lock(&x->lock);
         x->sleeping = false;
         pthread_mutex_unlock(&x->lock);
@@ -2058,10 +2103,9 @@ static void r_ack(void *ctx, void *sctx, struct ofe_msg *m)
         tl_batch_wake = true; /* woken once at the end of the batch */
         return;
     }
-    bool sleeping = x->sleeping;
-    x->sleeping = false;
+    bool w = ack_wake_locked(x);
     pthread_mutex_unlock(&x->lock);
-    if (sleeping)
+    if (w)
         wake(x);
 }
 
