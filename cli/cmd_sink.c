@@ -597,7 +597,7 @@ int cmd_sink(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char err[256];
+    char err[256] = "";
     struct ofe_httpd_opts ho = {
         .bind = bind_addr,
         .port = (uint16_t)port,
@@ -605,15 +605,19 @@ int cmd_sink(int argc, char **argv)
         .max_body = 64 * 1024 * 1024,
         .component = "sink",
     };
-    struct ofe_httpd *h = ofe_httpd_start(&ho, err, sizeof(err));
+    struct ofe_httpd *h = ofe_httpd_open(&ho, err, sizeof(err));
     if (!h) {
         fprintf(stderr, "ofe sink: %s\n", err);
         return 1;
     }
-    ofe_httpd_route(h, "GET", "/stats", on_stats, NULL);
-    ofe_httpd_route(h, "GET", "/healthz", on_health, NULL);
-    ofe_httpd_route(h, "POST", "/*", on_event, NULL);
-    ofe_httpd_route(h, "PUT", "/*", on_event, NULL);
+    if (ofe_httpd_route(h, "GET", "/stats", on_stats, NULL) ||
+        ofe_httpd_route(h, "GET", "/healthz", on_health, NULL) ||
+        ofe_httpd_route(h, "POST", "/*", on_event, NULL) ||
+        ofe_httpd_route(h, "PUT", "/*", on_event, NULL) || ofe_httpd_serve(h, err, sizeof(err))) {
+        fprintf(stderr, "ofe sink: %s\n", err[0] ? err : "out of memory");
+        ofe_httpd_stop(h);
+        return 1;
+    }
     pthread_t dthr;
     bool dthr_on = pthread_create(&dthr, NULL, delay_run, NULL) == 0;
     unsigned p = ofe_httpd_port(h);

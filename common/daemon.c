@@ -208,7 +208,7 @@ int ofe_daemon_http_start(struct ofe_daemon *d,
         .port = (uint16_t)d->http_port,
         .component = d->component,
     };
-    d->httpd = ofe_httpd_start(&o, err, sizeof(err));
+    d->httpd = ofe_httpd_open(&o, err, sizeof(err));
     if (!d->httpd) {
         OFE_ERROR(d->component, "http", "cannot serve /metrics, /healthz, /readyz: %s", err);
         return OFE_EIO;
@@ -216,6 +216,10 @@ int ofe_daemon_http_start(struct ofe_daemon *d,
     int rc = ofe_httpd_route_std(d->httpd, d->metrics, ready_fn, arg);
     if (rc)
         return rc;
+    if (ofe_httpd_serve(d->httpd, err, sizeof(err)) != 0) {
+        OFE_ERROR(d->component, "http", "cannot serve /metrics, /healthz, /readyz: %s", err);
+        return OFE_EIO;
+    }
     OFE_INFO(d->component, "http", "serving /metrics, /healthz and /readyz on %s:%u",
              d->http_bind ? d->http_bind : "127.0.0.1", ofe_httpd_port(d->httpd));
     return 0;

@@ -37,6 +37,8 @@ struct ofe_httpd {
     int lfd;
     uint16_t port;
     size_t max_body;
+    unsigned threads, max_conns, timeout_s;
+    char bind[256];
     char *component;
     struct route *routes;
     size_t nroutes;
@@ -415,8 +417,8 @@ static int listen_on(const char *bind_addr, uint16_t port, uint16_t *bound, char
     return fd;
 }
 
-struct ofe_httpd *ofe_httpd_start(const struct ofe_httpd_opts *opts, char *errstr,
-                                  size_t errstr_size)
+struct ofe_httpd *ofe_httpd_open(const struct ofe_httpd_opts *opts, char *errstr,
+                                 size_t errstr_size)
 {
     struct ofe_httpd *h = calloc(1, sizeof(*h));
     if (!h) {
@@ -426,37 +428,56 @@ struct ofe_httpd *ofe_httpd_start(const struct ofe_httpd_opts *opts, char *errst
     pthread_mutex_init(&h->lock, NULL);
     h->max_body = opts->max_body ? opts->max_body : 1024 * 1024;
     h->component = strdup(opts->component ? opts->component : "http");
-    const char *bind_addr = opts->bind && *opts->bind ? opts->bind : "127.0.0.1";
-    h->lfd = listen_on(bind_addr, opts->port, &h->port, errstr, errstr_size);
-    if (h->lfd < 0 || !h->component)
-        goto fail;
-    h->d = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, h, MHD_OPTION_LISTEN_SOCKET, h->lfd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(opts->threads ? opts->threads : 2), MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)(opts->max_conns ? opts->max_conns : 1024), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)(opts->timeout_s ? opts->timeout_s : 60), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
-    if (!h->d) {
-        ofe_err(errstr, errstr_size, OFE_EIO, "%s:%u: cannot start the HTTP server", bind_addr,
-                h->port);
-        goto fail;
+    h->threads = opts->threads ? opts->threads : 2;
+    h->max_conns = opts->max_conns ? opts->max_conns : 1024;
+    h->timeout_s = opts->timeout_s ? opts->timeout_s : 60;
+    snprintf(h->bind, sizeof(h->bind), "%s",
+             opts->bind && *opts->bind ? opts->bind : "127.0.0.1");
+    h->lfd = listen_on(h->bind, opts->port, &h->port, errstr, errstr_size);
+    if (h->lfd < 0 || !h->component) {
+        if (h->lfd >= 0)
+            close(h->lfd);
+        free(h->component);
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        return NULL;
     }
     return h;
-fail:
-    if (h->lfd >= 0)
-        close(h->lfd);
-    free(h->component);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
-    return NULL;
+}
+
+int ofe_httpd_serve(struct ofe_httpd *h, char *errstr, size_t errstr_size)
+{
+    if (h->d)
+        return 0;
+    h->d = MHD_start_daemon(
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        on_request, h, MHD_OPTION_LISTEN_SOCKET, h->lfd, MHD_OPTION_THREAD_POOL_SIZE, h->threads,
+        MHD_OPTION_CONNECTION_LIMIT, h->max_conns, MHD_OPTION_CONNECTION_TIMEOUT, h->timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+        MHD_OPTION_END);
+    if (!h->d)
+        return ofe_err(errstr, errstr_size, OFE_EIO, "%s:%u: cannot start the HTTP server",
+                       h->bind, h->port);
+    return 0;
+}
+
+struct ofe_httpd *ofe_httpd_start(const struct ofe_httpd_opts *opts, char *errstr,
+                                  size_t errstr_size)
+{
+    struct ofe_httpd *h = ofe_httpd_open(opts, errstr, errstr_size);
+    if (h && ofe_httpd_serve(h, errstr, errstr_size) != 0) {
+        ofe_httpd_stop(h);
+        return NULL;
+    }
+    return h;
 }
 
 void ofe_httpd_stop(struct ofe_httpd *h)
 {
     if (!h)
         return;
-    MHD_quiesce_daemon(h->d);
+    if (h->d)
+        MHD_quiesce_daemon(h->d);
     /* Answer every exchange still waiting for its handler. */
     for (;;) {
         pthread_mutex_lock(&h->lock);
@@ -487,7 +508,8 @@ void ofe_httpd_stop(struct ofe_httpd *h)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    MHD_stop_daemon(h->d);
+    if (h->d)
+        MHD_stop_daemon(h->d);
     close(h->lfd);
     for (size_t i = 0; i < h->nroutes; i++) {
         free(h->routes[i].method);

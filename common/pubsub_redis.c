@@ -1257,6 +1257,144 @@ struct islot {
     char id[R_ID_MAX];
 };
 
+/* XREADGROUP replies are built in a bump arena kept by the subscription
+ * instead of hiredis' one malloc per reply node (a 512-byte event is ~25
+ * nodes): the arena is reset before the next read, when nothing points
+ * into it any more (deliver_entry copies what it keeps). Other replies on
+ * the connection use hiredis' own functions. */
+#define R_ARENA_MIN (64 * 1024)
+#define R_ARENA_MAX (8 * 1024 * 1024) /* kept across reads at most */
+
+struct rchunk {
+    struct rchunk *next;
+    size_t cap, used;
+    char mem[];
+};
+
+struct rarena {
+    struct rchunk *head; /* current chunk first */
+    size_t total;        /* bytes handed out since the last reset */
+};
+
+static void *arena_alloc(struct rarena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    struct rchunk *c = a->head;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = R_ARENA_MIN; /* doubling up to R_ARENA_MAX, or n */
+        if (c && c->cap * 2 > cap)
+            cap = c->cap * 2 < R_ARENA_MAX ? c->cap * 2 : R_ARENA_MAX;
+        if (n > cap)
+            cap = n;
+        struct rchunk *nc = malloc(sizeof(*nc) + cap);
+        if (!nc)
+            return NULL;
+        nc->cap = cap;
+        nc->used = 0;
+        nc->next = c;
+        a->head = c = nc;
+    }
+    void *p = c->mem + c->used;
+    c->used += n;
+    a->total += n;
+    return p;
+}
+
+/* Forgets every allocation. Keeps one chunk: the newest (largest), when it
+ * is within R_ARENA_MAX. */
+static void arena_reset(struct rarena *a)
+{
+    struct rchunk *keep = a->head;
+    if (keep && keep->cap > R_ARENA_MAX)
+        keep = NULL;
+    for (struct rchunk *c = a->head, *n; c; c = n) {
+        n = c->next;
+        if (c != keep)
+            free(c);
+    }
+    if (keep) {
+        keep->used = 0;
+        keep->next = NULL;
+    }
+    a->head = keep;
+    a->total = 0;
+}
+
+static void arena_fini(struct rarena *a)
+{
+    for (struct rchunk *c = a->head, *n; c; c = n) {
+        n = c->next;
+        free(c);
+    }
+    a->head = NULL;
+}
+
+static __thread struct rarena *tl_arena; /* set while a read builds its reply */
+
+static redisReply *arena_node(const redisReadTask *t, int type)
+{
+    redisReply *r = arena_alloc(tl_arena, sizeof(*r));
+    if (!r)
+        return NULL;
+    memset(r, 0, sizeof(*r));
+    r->type = type;
+    if (t->parent)
+        ((redisReply *)t->parent->obj)->element[t->idx] = r;
+    return r;
+}
+
+static void *arena_string(const redisReadTask *t, char *str, size_t len)
+{
+    char *buf = arena_alloc(tl_arena, len + 1);
+    if (!buf)
+        return NULL;
+    redisReply *r = arena_node(t, t->type);
+    if (!r)
+        return NULL;
+    memcpy(buf, str, len);
+    buf[len] = '\0';
+    r->str = buf;
+    r->len = len;
+    return r;
+}
+
+static void *arena_array(const redisReadTask *t, int n)
+{
+    redisReply **el = NULL;
+    if (n > 0) {
+        if (!(el = arena_alloc(tl_arena, (size_t)n * sizeof(*el))))
+            return NULL;
+        memset(el, 0, (size_t)n * sizeof(*el));
+    }
+    redisReply *r = arena_node(t, REDIS_REPLY_ARRAY);
+    if (!r)
+        return NULL;
+    r->element = el;
+    r->elements = n > 0 ? (size_t)n : 0;
+    return r;
+}
+
+static void *arena_integer(const redisReadTask *t, long long v)
+{
+    redisReply *r = arena_node(t, REDIS_REPLY_INTEGER);
+    if (r)
+        r->integer = v;
+    return r;
+}
+
+static void *arena_nil(const redisReadTask *t)
+{
+    return arena_node(t, REDIS_REPLY_NIL);
+}
+
+static void arena_free_obj(void *obj)
+{
+    (void)obj; /* the arena's reset frees it */
+}
+
+static redisReplyObjectFunctions arena_fns = {arena_string, arena_array, arena_integer, arena_nil,
+                                              arena_free_obj};
+
 struct rsub {
     struct rctx *x;
     struct ofe_sub *sub;
@@ -1280,6 +1418,7 @@ struct rsub {
     unsigned asked;                        /* entries the last XREADGROUP asked for */
     size_t rr;                             /* first stream of the next read when not all fit */
     struct ofe_gauge **g_lag, **g_pending; /* per topic, when the bus has metrics */
+    struct rarena arena;                   /* the last XREADGROUP reply */
     /* under ctx lock */
     struct rsub *next;
     bool up;
@@ -1737,10 +1876,20 @@ static int read_new(struct rsub *s, unsigned cap, uint32_t block_ms, bool may_re
         return -1;
     s->ahead = false;
     void *rp = NULL;
-    if (redisGetReply(s->c, &rp) != REDIS_OK) {
+    redisReader *rd = s->c->reader;
+    redisReplyObjectFunctions *own = rd->fn;
+    arena_reset(&s->arena);
+    tl_arena = &s->arena;
+    rd->fn = &arena_fns;
+    int grc = redisGetReply(s->c, &rp);
+    tl_arena = NULL;
+    if (grc != REDIS_OK) {
+        rd->reply = NULL; /* a partial reply, in the arena */
+        rd->fn = own;
         snprintf(why, whysz, "%s", s->c->errstr[0] ? s->c->errstr : "connection lost");
         return -1;
     }
+    rd->fn = own;
     redisReply *r = rp;
     int rc = 0;
     if (r->type == REDIS_REPLY_ERROR) {
@@ -1780,7 +1929,7 @@ static int read_new(struct rsub *s, unsigned cap, uint32_t block_ms, bool may_re
     out:
         batch_end(s->x);
     }
-    freeReplyObject(r);
+    /* r lives in the arena until the next read */
     return rc;
 }
 
@@ -1958,6 +2107,7 @@ static void *sub_run(void *arg)
 
 static void rsub_free(struct rsub *s)
 {
+    arena_fini(&s->arena);
     free(s->g_lag);
     free(s->g_pending);
     free(s->buckets);

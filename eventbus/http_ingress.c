@@ -195,7 +195,7 @@ struct bus_http *bus_http_start(struct bus_server *srv, struct ofe_metrics *m,
         max_body = 16 * 1024 * 1024;
     struct ofe_httpd_opts ho = {
         .bind = o->bind, .port = o->port, .max_body = max_body, .component = COMP};
-    h->httpd = ofe_httpd_start(&ho, errstr, errstr_size);
+    h->httpd = ofe_httpd_open(&ho, errstr, errstr_size);
     if (!h->httpd) {
         free(h->token);
         free(h);
@@ -216,6 +216,11 @@ struct bus_http *bus_http_start(struct bus_server *srv, struct ofe_metrics *m,
     if (ofe_httpd_route(h->httpd, "POST", "/topics/*", h_topics, h) != 0 ||
         ofe_httpd_route_std(h->httpd, m, ready, h) != 0) {
         ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
+        bus_http_stop(h);
+        return NULL;
+    }
+    /* answering only now: a request in the first moment must not get 404 */
+    if (ofe_httpd_serve(h->httpd, errstr, errstr_size) != 0) {
         bus_http_stop(h);
         return NULL;
     }

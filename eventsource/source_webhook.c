@@ -300,12 +300,16 @@ static int server_open(struct wh_server *srv, size_t max_body, char *errstr, siz
         .threads = 4,
         .component = ES_COMPONENT,
     };
-    struct ofe_httpd *h = ofe_httpd_start(&o, errstr, errstr_size);
+    struct ofe_httpd *h = ofe_httpd_open(&o, errstr, errstr_size);
     if (!h)
         return OFE_EIO;
     if (ofe_httpd_route(h, NULL, "/*", on_request, srv) != 0) {
         ofe_httpd_stop(h);
         return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
+    }
+    if (ofe_httpd_serve(h, errstr, errstr_size) != 0) {
+        ofe_httpd_stop(h);
+        return OFE_EIO;
     }
     srv->h = h;
     srv->max_body = max_body;

@@ -45,10 +45,18 @@ struct ofe_httpd_opts {
     const char *component; /* for log lines, e.g. "eventbus" */
 };
 
-/* Starts a server listening at once. Returns NULL with errstr filled when the
- * address cannot be bound (e.g. "127.0.0.1:8080: address already in use"). */
+/* Starts a server listening at once: ofe_httpd_open, then ofe_httpd_serve.
+ * Returns NULL with errstr filled when the address cannot be bound (e.g.
+ * "127.0.0.1:8080: address already in use"). */
 struct ofe_httpd *ofe_httpd_start(const struct ofe_httpd_opts *opts, char *errstr,
                                   size_t errstr_size);
+/* Binds and listens (the port is known) without answering yet: connections
+ * wait in the listen backlog until ofe_httpd_serve, so routes added in
+ * between are all there for the first request. */
+struct ofe_httpd *ofe_httpd_open(const struct ofe_httpd_opts *opts, char *errstr,
+                                 size_t errstr_size);
+/* Starts answering. Returns 0, or OFE_EIO with errstr. */
+int ofe_httpd_serve(struct ofe_httpd *h, char *errstr, size_t errstr_size);
 /* Stops accepting, answers suspended exchanges with 503 and frees the
  * server. ofe_httpd_stop(NULL) is a no-op. */
 void ofe_httpd_stop(struct ofe_httpd *h);
@@ -58,8 +66,9 @@ uint16_t ofe_httpd_port(const struct ofe_httpd *h);
 /* Routes a method and a path to a handler. path is exact ("/healthz") or a
  * prefix when it ends with '*' ("/topics/ *" without the space). method NULL
  * matches any method. Routes are tried in the order added; no route gives
- * 404, a path routed only for other methods gives 405. Add routes before
- * traffic arrives (not thread-safe against requests). Returns 0 or
+ * 404, a path routed only for other methods gives 405. Add routes between
+ * ofe_httpd_open and ofe_httpd_serve (not thread-safe against requests,
+ * and a request before its route gets 404). Returns 0 or
  * OFE_ENOMEM. */
 int ofe_httpd_route(struct ofe_httpd *h, const char *method, const char *path, ofe_httpd_handler fn,
                     void *arg);
