@@ -687,6 +687,74 @@ static void test_rebalance(void **state)
     free(bb);
 }
 
+/* The group refuses commits (the mock does so while a rebalance is in
+ * progress; here it is made to refuse all of them) when a second member
+ * joins: the partitions the first member keeps resume at its own acked
+ * point, not at the stale committed offset, so it gets none of its events
+ * twice. The partitions the second member takes start at the committed
+ * offset (redelivery there is allowed: at least once). */
+static void test_resume_refused(void **state)
+{
+    enum { N1 = 200, N2 = 200, N = N1 + N2 };
+    struct kcfg c;
+    kcfg_init(&c, srv->url);
+    kcfg_fast_groups(&c);
+    struct ofe_bus *b = open_bus(&c, 10000);
+    struct coll *a = calloc(1, sizeof(*a)), *bb = calloc(1, sizeof(*bb));
+    coll_init(a);
+    coll_init(bb);
+    static struct ofe_ce *evs[N];
+    for (int i = 0; i < N; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "q%d", i); /* spread over the 4 partitions */
+        evs[i] = mkev(i, key);
+    }
+    struct ofe_sub *sa = subscribe(b, "g-resume", "first", "resume", 64, a);
+    publish_all(b, "resume", evs, N1);
+    assert_true(wait_distinct(a, 0, N1, 30000));
+    /* the first batch is committed: every partition has an offset */
+    int64_t sum = 0;
+    for (uint64_t end = now_ms() + 10000; now_ms() < end && sum != N1; msleep(100))
+        sum = committed_sum("g-resume", "resume", 4);
+    assert_int_equal(sum, N1);
+    kill(srv->proc->pid, SIGRTMIN + 1); /* from now on every commit is refused */
+    msleep(200);
+    publish_all(b, "resume", evs + N1, N2);
+    assert_true(wait_distinct(a, N1, N, 30000));
+    msleep(300); /* the first member tries to commit them, in vain */
+    struct ofe_sub *sb = subscribe(b, "g-resume", "second", "resume", 64, bb);
+    /* the second member gets its partitions' share of the second batch
+     * again (from the committed offsets); then the first member's
+     * partitions have been assigned back to it for a while */
+    bool second = false;
+    for (uint64_t end = now_ms() + 30000; now_ms() < end && !second; msleep(50))
+        second = coll_total(bb) > 0;
+    msleep(2000);
+    int64_t sum_refused = committed_sum("g-resume", "resume", 4);
+    kill(srv->proc->pid, SIGRTMIN + 2);
+    int twice = 0, first_twice = -1;
+    pthread_mutex_lock(&a->lock);
+    for (int i = 0; i < N; i++)
+        if (a->count[i] > 1 && twice++ == 0)
+            first_twice = i;
+    int total_a = a->total;
+    pthread_mutex_unlock(&a->lock);
+    fprintf(stderr,
+            "resume: first member %d deliveries, %d events twice (first %d); second member %d; "
+            "committed sum while refused %lld\n",
+            total_a, twice, first_twice, coll_total(bb), (long long)sum_refused);
+    assert_true(second);
+    assert_int_equal(sum_refused, N1); /* the commits were indeed refused */
+    assert_int_equal(twice, 0);
+    ofe_sub_close(sb);
+    ofe_sub_close(sa);
+    ofe_bus_close(b, 2000);
+    for (int i = 0; i < N; i++)
+        ofe_ce_unref(evs[i]);
+    free(a);
+    free(bb);
+}
+
 /* Events with one partition key keep their order. */
 static void test_key_order(void **state)
 {
@@ -1107,6 +1175,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_groups),
         cmocka_unit_test(test_gap_crash),
         cmocka_unit_test(test_rebalance),
+        cmocka_unit_test(test_resume_refused),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_brokers_down),
     };

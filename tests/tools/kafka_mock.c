@@ -16,6 +16,9 @@
  * Fault injection, by signal:
  *   SIGUSR1  every broker goes down (connections closed, new ones refused)
  *   SIGUSR2  every broker comes back up
+ *   SIGRTMIN+1  every OffsetCommit is refused with REBALANCE_IN_PROGRESS
+ *               (as the mock does while a group rebalances), until
+ *   SIGRTMIN+2  commits are accepted again
  * SIGTERM or SIGINT stops the cluster and exits 0.
  *
  * What the mock is not: it keeps its log in memory (about 5 MB or 100,000
@@ -45,7 +48,8 @@ static void usage(FILE *f)
                "  --bootstrap-file FILE  write the bootstrap servers to FILE\n"
                "  --debug CONTEXTS       librdkafka debug contexts (e.g. mock,cgrp)\n"
                "Signals: SIGUSR1 takes every broker down, SIGUSR2 brings them back,\n"
-               "SIGTERM/SIGINT exit.\n");
+               "SIGRTMIN+1 refuses every offset commit (REBALANCE_IN_PROGRESS),\n"
+               "SIGRTMIN+2 accepts them again, SIGTERM/SIGINT exit.\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -161,6 +165,8 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGRTMIN + 1);
+    sigaddset(&set, SIGRTMIN + 2);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     char errstr[512];
@@ -225,6 +231,16 @@ int main(int argc, char **argv)
             set_all(mc, nbrokers, 0);
         } else if (sig == SIGUSR2) {
             set_all(mc, nbrokers, 1);
+        } else if (sig == SIGRTMIN + 1) {
+            /* OffsetCommit is Kafka API key 8; the stack is consumed one
+             * error per request, so push more than any test sends */
+            rd_kafka_resp_err_t errs[256];
+            for (int i = 0; i < 256; i++)
+                errs[i] = RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
+            for (int i = 0; i < 64; i++)
+                rd_kafka_mock_push_request_errors_array(mc, 8, 256, errs);
+        } else if (sig == SIGRTMIN + 2) {
+            rd_kafka_mock_clear_request_errors(mc, 8);
         } else {
             fprintf(stderr, "ofe-kafka-mock: signal %d, stopping\n", sig);
             break;
