@@ -148,6 +148,7 @@ int ofe_daemon_init(struct ofe_daemon *d, const char *prog, const char *componen
     sigaddset(&s, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &s, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a state file over the size limit: EFBIG, not death */
     d->metrics = ofe_metrics_new();
     if (!d->metrics)
         return 1;

@@ -424,6 +424,9 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    /* A write over the file size limit (ulimit -f, LimitFSIZE=) fails with
+     * EFBIG like any storage error instead of killing the broker. */
+    signal(SIGXFSZ, SIG_IGN);
 
     rc = 1;
     struct ofe_metrics *m = ofe_metrics_new();

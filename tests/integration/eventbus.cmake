@@ -40,3 +40,11 @@ if(OFE_TESTS)
                   LABELS "integration;eventbus")
   set_tests_properties(test_bus_cli PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endif()
+# Storage failure (a write over the file size limit, as a full disk): the
+# broker stays up, refuses writes with the reason, is not ready, and keeps
+# exactly what it acknowledged across a kill -9 and restart.
+if(OFE_TESTS)
+  ofe_script_test(test_bus_storage COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_bus_storage.sh
+                  LABELS "integration;eventbus")
+  set_tests_properties(test_bus_storage PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+endif()
