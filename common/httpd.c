@@ -431,8 +431,7 @@ struct ofe_httpd *ofe_httpd_open(const struct ofe_httpd_opts *opts, char *errstr
     h->threads = opts->threads ? opts->threads : 2;
     h->max_conns = opts->max_conns ? opts->max_conns : 1024;
     h->timeout_s = opts->timeout_s ? opts->timeout_s : 60;
-    snprintf(h->bind, sizeof(h->bind), "%s",
-             opts->bind && *opts->bind ? opts->bind : "127.0.0.1");
+    snprintf(h->bind, sizeof(h->bind), "%s", opts->bind && *opts->bind ? opts->bind : "127.0.0.1");
     h->lfd = listen_on(h->bind, opts->port, &h->port, errstr, errstr_size);
     if (h->lfd < 0 || !h->component) {
         if (h->lfd >= 0)
@@ -456,8 +455,8 @@ int ofe_httpd_serve(struct ofe_httpd *h, char *errstr, size_t errstr_size)
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
         MHD_OPTION_END);
     if (!h->d)
-        return ofe_err(errstr, errstr_size, OFE_EIO, "%s:%u: cannot start the HTTP server",
-                       h->bind, h->port);
+        return ofe_err(errstr, errstr_size, OFE_EIO, "%s:%u: cannot start the HTTP server", h->bind,
+                       h->port);
     return 0;
 }
 

@@ -15,11 +15,11 @@
  * commits off. A new group starts at initialOffset when it is written,
  * else at the oldest offset. A thread reads batches of at most the
  * subscription's free capacity and delivers them in partition order. Each
- * assigned partition has an offset tracker (offset_track.h): acks
- * move its commit point over the acked prefix only, and the thread commits
- * moved points at most every auto.commit.interval.ms (100 ms by default),
- * on revocation and on close. An offset acked above an unacked one waits for
- * the gap to close, so a crash redelivers from the first unacked message.
+ * assigned partition has an offset tracker (kafka_member.h, shared with the
+ * kafka source): acks move its commit point over the acked prefix only,
+ * and the thread commits moved points at most every
+ * auto.commit.interval.ms (100 ms by default), on revocation and on close. An offset acked above an
+ * unacked one waits for the gap to close, so a crash redelivers from the first unacked message.
  *
  * Backpressure: when the subscription has no capacity for 100 ms, every
  * assigned partition is paused (librdkafka drops what it prefetched and
@@ -63,7 +63,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "ofe/config.h"
-#include "ofe/kafka_resume.h"
+#include "ofe/kafka_member.h"
 #include "ofe/err.h"
 #include "ofe/log.h"
 #include "pubsub_int.h"
@@ -119,20 +119,8 @@ struct kbus {
     uint64_t last_probe;
 };
 
-struct ktrack {
-    struct ktrack *next;     /* in ksub.active */
-    struct ktrack *all_next; /* in ksub.all */
-    char *topic;
-    int32_t partition;
-    int refs; /* 1 while assigned, + messages delivered and unresolved */
-    bool active;
-    struct ofe_offset_track t;
-    int64_t sent;      /* commit point sent last; -1 none */
-    int64_t committed; /* commit point confirmed */
-};
-
 struct kpriv {
-    struct ktrack *tr;
+    struct ofe_kafka_part *tr;
     uint64_t seq;
 };
 
@@ -150,22 +138,15 @@ struct ksub {
     rd_kafka_queue_t *q;
     pthread_t thr;
     atomic_bool exit;
-    pthread_mutex_t lock; /* trackers, flags below */
+    pthread_mutex_t lock; /* the member's parts, flags below */
     pthread_cond_t cond;
+    struct ofe_kafka_member m; /* partitions, offsets, commits */
     bool stopping, delivering;
-    struct ktrack *active, *all;
-    size_t tracked;
     bool paused;
-    bool cooperative;
-    int commit_ms;
-    uint64_t last_commit;
     char *group;
     struct klag *lags;
     char fetch_err[256]; /* last fetch error logged, to log a repeat once */
     bool closing;        /* leaving the group: revocation does not wait */
-    /* Acked points of partitions given up with a refused commit; the
-     * rebalance callbacks (the consumer thread) use it. */
-    struct ofe_kafka_resume resume;
 };
 
 static uint64_t now_ms(void)
@@ -788,161 +769,13 @@ static void k_close(void *ctx, uint32_t drain_ms)
     free(k);
 }
 
-/* ---- consumer: trackers -------------------------------------------------- */
-
-/* Called with ks->lock held. */
-static struct ktrack *track_find(struct ksub *ks, const char *topic, int32_t partition)
-{
-    for (struct ktrack *t = ks->active; t; t = t->next)
-        if (t->partition == partition && !strcmp(t->topic, topic))
-            return t;
-    return NULL;
-}
-
-/* Drops one reference; frees the tracker at zero. Called with ks->lock. */
-static void track_unref(struct ksub *ks, struct ktrack *t)
-{
-    if (--t->refs > 0)
-        return;
-    for (struct ktrack **pp = &ks->all; *pp; pp = &(*pp)->all_next)
-        if (*pp == t) {
-            *pp = t->all_next;
-            break;
-        }
-    ofe_offset_track_fini(&t->t);
-    free(t->topic);
-    free(t);
-}
-
-/* Stops tracking a partition (revoked or lost). Called with ks->lock. */
-static void track_drop(struct ksub *ks, struct ktrack *t)
-{
-    for (struct ktrack **pp = &ks->active; *pp; pp = &(*pp)->next)
-        if (*pp == t) {
-            *pp = t->next;
-            break;
-        }
-    t->active = false;
-    ks->tracked -= t->t.n;
-    ofe_offset_track_fini(&t->t);
-    track_unref(ks, t);
-}
-
-static struct ktrack *track_add(struct ksub *ks, const char *topic, int32_t partition)
-{
-    struct ktrack *t = calloc(1, sizeof(*t));
-    if (!t || !(t->topic = strdup(topic))) {
-        free(t);
-        return NULL;
-    }
-    t->partition = partition;
-    t->refs = 1;
-    t->active = true;
-    t->sent = t->committed = -1;
-    ofe_offset_track_init(&t->t);
-    t->next = ks->active;
-    ks->active = t;
-    t->all_next = ks->all;
-    ks->all = t;
-    return t;
-}
-
-/* Offsets to commit: every active partition of `only` (or all when NULL)
- * whose commit point moved since it was last sent, or with force since it
- * was last confirmed. Returns NULL when none. Called with ks->lock. */
-static rd_kafka_topic_partition_list_t *commit_list(struct ksub *ks,
-                                                    const rd_kafka_topic_partition_list_t *only,
-                                                    bool force)
-{
-    rd_kafka_topic_partition_list_t *l = NULL;
-    for (struct ktrack *t = ks->active; t; t = t->next) {
-        if (t->t.point < 0 || (force ? t->t.point <= t->committed : t->t.point == t->sent))
-            continue;
-        if (only && !rd_kafka_topic_partition_list_find(only, t->topic, t->partition))
-            continue;
-        if (!l)
-            l = rd_kafka_topic_partition_list_new(8);
-        rd_kafka_topic_partition_list_add(l, t->topic, t->partition)->offset = t->t.point;
-        t->sent = t->t.point;
-    }
-    return l;
-}
-
-static void commit_result(struct ksub *ks, rd_kafka_resp_err_t err,
-                          const rd_kafka_topic_partition_list_t *offsets)
-{
-    pthread_mutex_lock(&ks->lock);
-    for (int i = 0; offsets && i < offsets->cnt; i++) {
-        const rd_kafka_topic_partition_t *p = &offsets->elems[i];
-        struct ktrack *t = track_find(ks, p->topic, p->partition);
-        if (!t)
-            continue;
-        if (!err && !p->err) {
-            if (p->offset > t->committed)
-                t->committed = p->offset;
-        } else if (t->sent == p->offset) {
-            t->sent = t->committed; /* send it again next time */
-        }
-    }
-    pthread_mutex_unlock(&ks->lock);
-    if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
-        return;
-    /* Commits fail while the group rebalances; the next owner of a
-     * partition then starts at the last committed offset. */
-    enum ofe_log_level l = err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
-                                   err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
-                                   err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID
-                               ? OFE_LOG_INFO
-                               : OFE_LOG_WARN;
-    ofe_log(l, ks->st.component, ks->st.instance, "kafka: commit failed (will retry): %s",
-            rd_kafka_err2str(err));
-}
+/* ---- consumer: rebalances ------------------------------------------------ */
 
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
-    commit_result(opaque, err, offsets);
-}
-
-/* Commits moved points: asynchronously at the commit pace, or now and
- * synchronously when sync (revocation, close; then also the points sent
- * before and not confirmed yet). Returns the synchronous commit's error. */
-static rd_kafka_resp_err_t commit(struct ksub *ks, const rd_kafka_topic_partition_list_t *only,
-                                  bool sync)
-{
-    uint64_t now = now_ms();
-    if (!sync && now - ks->last_commit < (uint64_t)ks->commit_ms)
-        return RD_KAFKA_RESP_ERR_NO_ERROR;
-    ks->last_commit = now;
-    pthread_mutex_lock(&ks->lock);
-    rd_kafka_topic_partition_list_t *l = commit_list(ks, only, sync);
-    pthread_mutex_unlock(&ks->lock);
-    if (!l)
-        return RD_KAFKA_RESP_ERR_NO_ERROR;
-    /* The outcome comes to on_commit (also for a synchronous commit). */
-    rd_kafka_resp_err_t err = rd_kafka_commit(ks->rk, l, sync ? 0 : 1);
-    if (!sync && err)
-        commit_result(ks, err, l);
-    if (sync && !err)
-        for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].err)
-                err = l->elems[i].err;
-    rd_kafka_topic_partition_list_destroy(l);
-    return sync ? err : RD_KAFKA_RESP_ERR_NO_ERROR;
-}
-
-/* ---- consumer: rebalances ------------------------------------------------ */
-
-static void log_parts(struct ksub *ks, const char *what, const rd_kafka_topic_partition_list_t *l)
-{
-    char buf[512];
-    size_t n = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < l->cnt && n < sizeof(buf) - 40; i++)
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s[%d]", i ? " " : "", l->elems[i].topic,
-                              (int)l->elems[i].partition);
-    OFE_INFO(ks->st.component, ks->st.instance, "kafka: group %s: %s %s", ks->group, what,
-             l->cnt ? buf : "nothing");
+    struct ksub *ks = opaque;
+    ofe_kafka_member_committed(&ks->m, err, offsets);
 }
 
 /* Before giving partitions up, lets the messages delivered from them be
@@ -955,12 +788,7 @@ static void revoke_wait(struct ksub *ks, const rd_kafka_topic_partition_list_t *
     int pending = 0;
     pthread_mutex_lock(&ks->lock);
     for (;;) {
-        pending = 0;
-        for (int i = 0; i < parts->cnt; i++) {
-            struct ktrack *t = track_find(ks, parts->elems[i].topic, parts->elems[i].partition);
-            if (t)
-                pending += t->refs - 1; /* the assignment holds one */
-        }
+        pending = ofe_kafka_member_unresolved_locked(&ks->m, parts);
         if (!pending || ks->closing || now_ms() >= deadline)
             break;
         struct timespec ts;
@@ -985,81 +813,17 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     struct ksub *ks = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        int resumed = ofe_kafka_resume_apply(&ks->resume, rk, parts, 5000);
-        if (resumed)
-            OFE_INFO(ks->st.component, ks->st.instance,
-                     "kafka: group %s: %d partitions come back past their committed offset (the "
-                     "group refused the commit when they were given up)",
-                     ks->group, resumed);
         pthread_mutex_lock(&ks->lock);
-        for (int i = 0; i < parts->cnt; i++) {
-            struct ktrack *old = track_find(ks, parts->elems[i].topic, parts->elems[i].partition);
-            if (old)
-                track_drop(ks, old);
-            struct ktrack *t = track_add(ks, parts->elems[i].topic, parts->elems[i].partition);
-            if (!t)
-                OFE_ERROR(ks->st.component, ks->st.instance, "kafka: out of memory");
-            else if (parts->elems[i].offset >= 0)
-                t->t.point = parts->elems[i].offset; /* committed at the next pace */
-        }
         bool paused = ks->paused;
         pthread_mutex_unlock(&ks->lock);
-        log_parts(ks, "assigned", parts);
-        if (ks->cooperative) {
-            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
-            if (e) {
-                OFE_ERROR(ks->st.component, ks->st.instance, "kafka: assign: %s",
-                          rd_kafka_error_string(e));
-                rd_kafka_error_destroy(e);
-            }
-        } else {
-            rd_kafka_assign(rk, parts);
-        }
-        if (paused)
-            rd_kafka_pause_partitions(rk, parts);
-        return;
-    }
-    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        /* Lost partitions (session timed out) belong to another member
-         * already: committing for them would fail or overwrite its work. */
-        bool lost = rd_kafka_assignment_lost(rk);
-        rd_kafka_resp_err_t cerr = RD_KAFKA_RESP_ERR_NO_ERROR;
-        if (!lost) {
+        ofe_kafka_member_assign(&ks->m, rk, parts, paused);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        if (!rd_kafka_assignment_lost(rk))
             revoke_wait(ks, parts);
-            cerr = commit(ks, parts, true);
-            if (cerr)
-                OFE_INFO(ks->st.component, ks->st.instance,
-                         "kafka: group %s: commit on revocation refused (%s); should the "
-                         "partitions come back here, they resume at the acked point",
-                         ks->group, rd_kafka_err2str(cerr));
-        }
-        pthread_mutex_lock(&ks->lock);
-        for (int i = 0; i < parts->cnt; i++) {
-            struct ktrack *t = track_find(ks, parts->elems[i].topic, parts->elems[i].partition);
-            if (!t)
-                continue;
-            if (cerr && t->t.point > t->committed)
-                ofe_kafka_resume_note(&ks->resume, t->topic, t->partition, t->t.point);
-            track_drop(ks, t);
-        }
-        pthread_mutex_unlock(&ks->lock);
-        log_parts(ks, rd_kafka_assignment_lost(rk) ? "lost" : "revoked", parts);
-        if (ks->cooperative) {
-            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
-            if (e)
-                rd_kafka_error_destroy(e);
-        } else {
-            rd_kafka_assign(rk, NULL);
-        }
-        return;
+        ofe_kafka_member_revoke(&ks->m, rk, parts);
+    } else {
+        ofe_kafka_member_rebalance_error(&ks->m, rk, err);
     }
-    OFE_ERROR(ks->st.component, ks->st.instance, "kafka: group %s: rebalance error: %s", ks->group,
-              rd_kafka_err2str(err));
-    pthread_mutex_lock(&ks->lock);
-    while (ks->active)
-        track_drop(ks, ks->active);
-    pthread_mutex_unlock(&ks->lock);
-    rd_kafka_assign(rk, NULL);
 }
 
 /* ---- consumer: the thread ------------------------------------------------- */
@@ -1099,10 +863,10 @@ static void handle(struct ksub *ks, rd_kafka_message_t *m)
     ks->fetch_err[0] = '\0';
     const char *topic = rd_kafka_topic_name(m->rkt);
     pthread_mutex_lock(&ks->lock);
-    struct ktrack *t = track_find(ks, topic, m->partition);
     /* Not assigned any more, or already delivered in this assignment
      * (a queue left over from before a rebalance): not ours to deliver. */
-    bool skip = !t || ofe_offset_track_seen(&t->t, m->offset) || ks->stopping;
+    bool skip =
+        ks->stopping || ofe_kafka_member_skip_locked(&ks->m, topic, m->partition, m->offset);
     pthread_mutex_unlock(&ks->lock);
     if (skip) {
         rd_kafka_message_destroy(m);
@@ -1137,14 +901,10 @@ static void handle(struct ksub *ks, rd_kafka_message_t *m)
     struct kpriv *pv = (struct kpriv *)om->priv;
     pthread_mutex_lock(&ks->lock);
     /* The assignment may have changed while decoding. */
-    t = track_find(ks, topic, m->partition);
-    bool ok = t && !ks->stopping && ofe_offset_track_push(&t->t, m->offset, &pv->seq) == 0;
-    if (ok) {
-        pv->tr = t;
-        t->refs++;
-        ks->tracked++;
+    bool ok = !ks->stopping && ofe_kafka_member_take_locked(&ks->m, topic, m->partition, m->offset,
+                                                            &pv->tr, &pv->seq);
+    if (ok)
         ks->delivering = true;
-    }
     pthread_mutex_unlock(&ks->lock);
     rd_kafka_message_destroy(m);
     if (!ok) {
@@ -1164,7 +924,7 @@ static void *sub_run(void *arg)
     rd_kafka_message_t *batch[BATCH_MAX];
     while (!atomic_load(&ks->exit)) {
         pthread_mutex_lock(&ks->lock);
-        bool stopping = ks->stopping, full = ks->tracked >= TRACK_MAX;
+        bool stopping = ks->stopping, full = ks->m.tracked >= TRACK_MAX;
         pthread_mutex_unlock(&ks->lock);
         unsigned cap = stopping || full ? 0 : ofe_sub__capacity(ks->sub);
         if (cap == 0 && !stopping && !full)
@@ -1182,7 +942,7 @@ static void *sub_run(void *arg)
                     fetch_error(ks, batch[i]);
                 rd_kafka_message_destroy(batch[i]);
             }
-            commit(ks, NULL, false);
+            ofe_kafka_member_commit(&ks->m, NULL, false);
             continue;
         }
         if (ks->paused)
@@ -1200,7 +960,7 @@ static void *sub_run(void *arg)
         }
         for (ssize_t i = 0; i < n; i++)
             handle(ks, batch[i]);
-        commit(ks, NULL, false);
+        ofe_kafka_member_commit(&ks->m, NULL, false);
     }
     return NULL;
 }
@@ -1243,12 +1003,11 @@ static int k_subscribe(void *ctx, struct ofe_sub *sub, void **sctx, char *errstr
     }
     char v[64];
     size_t vs = sizeof(v);
-    ks->commit_ms = 100;
+    int commit_ms = 100;
     if (rd_kafka_conf_get(c, "auto.commit.interval.ms", v, &vs) == RD_KAFKA_CONF_OK)
-        ks->commit_ms = atoi(v);
-    vs = sizeof(v);
-    if (rd_kafka_conf_get(c, "partition.assignment.strategy", v, &vs) == RD_KAFKA_CONF_OK)
-        ks->cooperative = strstr(v, "cooperative") != NULL;
+        commit_ms = atoi(v);
+    ofe_kafka_member_init(&ks->m, &ks->lock, ks->st.component, ks->st.instance, ks->group,
+                          commit_ms > 0 ? (unsigned)commit_ms : 0);
     set_callbacks(c, &ks->st);
     rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(c, on_commit);
@@ -1259,6 +1018,7 @@ static int k_subscribe(void *ctx, struct ofe_sub *sub, void **sctx, char *errstr
         rc = ofe_err(errstr, errstr_size, OFE_EINVAL, "kafka: %s", e);
         goto fail;
     }
+    ks->m.rk = ks->rk;
     rd_kafka_poll_set_consumer(ks->rk);
     ks->q = rd_kafka_queue_get_consumer(ks->rk);
     tl = rd_kafka_topic_partition_list_new((int)so->ntopics);
@@ -1296,7 +1056,7 @@ fail:
     pthread_mutex_destroy(&ks->lock);
     pthread_cond_destroy(&ks->cond);
     pthread_mutex_destroy(&ks->st.lock);
-    ofe_kafka_resume_fini(&ks->resume);
+    ofe_kafka_member_fini(&ks->m);
     free(ks->group);
     free(ks);
     return rc;
@@ -1317,7 +1077,7 @@ static void k_release(void *ctx, void *sctx)
     struct ksub *ks = sctx;
     atomic_store(&ks->exit, true);
     pthread_join(ks->thr, NULL);
-    commit(ks, NULL, true);
+    ofe_kafka_member_commit(&ks->m, NULL, true);
     pthread_mutex_lock(&ks->lock);
     ks->closing = true; /* what is still unresolved now stays so */
     pthread_mutex_unlock(&ks->lock);
@@ -1325,20 +1085,13 @@ static void k_release(void *ctx, void *sctx)
     rd_kafka_consumer_close(ks->rk);
     rd_kafka_queue_destroy(ks->q);
     rd_kafka_destroy(ks->rk);
-    while (ks->all) {
-        struct ktrack *t = ks->all;
-        ks->all = t->all_next;
-        ofe_offset_track_fini(&t->t);
-        free(t->topic);
-        free(t);
-    }
+    ofe_kafka_member_fini(&ks->m);
     while (ks->lags) {
         struct klag *l = ks->lags;
         ks->lags = l->next;
         free(l->topic);
         free(l);
     }
-    ofe_kafka_resume_fini(&ks->resume);
     pthread_mutex_destroy(&ks->lock);
     pthread_cond_destroy(&ks->cond);
     pthread_mutex_destroy(&ks->st.lock);
@@ -1352,9 +1105,7 @@ static void k_ack(void *ctx, void *sctx, struct ofe_msg *m)
     struct kpriv *pv = (struct kpriv *)m->priv;
     pthread_mutex_lock(&ks->lock);
     if (pv->tr) {
-        if (pv->tr->active)
-            ks->tracked -= ofe_offset_track_ack(&pv->tr->t, pv->seq);
-        track_unref(ks, pv->tr);
+        ofe_kafka_member_resolve_locked(&ks->m, pv->tr, pv->seq, true);
         pv->tr = NULL;
     }
     pthread_cond_broadcast(&ks->cond); /* revoke_wait */
@@ -1367,7 +1118,7 @@ static void k_abandon(void *ctx, void *sctx, struct ofe_msg *m)
     struct kpriv *pv = (struct kpriv *)m->priv;
     pthread_mutex_lock(&ks->lock);
     if (pv->tr) {
-        track_unref(ks, pv->tr);
+        ofe_kafka_member_resolve_locked(&ks->m, pv->tr, 0, false);
         pv->tr = NULL;
     }
     pthread_cond_broadcast(&ks->cond); /* revoke_wait */

@@ -61,19 +61,20 @@
 #define R_MAX_UNREPLIED         8192 /* requests written and not yet answered */
 #define R_MAX_UNREPLIED_BYTES   (16 * 1024 * 1024)
 #define R_ACK_BATCH             1000  /* ids per XACK */
+#define R_ACK_BACKLOG_MAX       50000 /* acks not yet written: subscriptions stop fetching */
+#define R_BLOCK_MAX_MS          5000
+#define R_ID_MAX                48
+#define R_RBUF                  (256 * 1024)
+#define R_FEED                  4096 /* bytes per redisReaderFeed */
+
 /* An ack waits up to R_ACK_DELAY_MS for others to go out in the same XACK
  * (or until R_ACK_EAGER are waiting, or a publish goes out anyway): a
  * handler acking from its own thread would otherwise wake the bus thread
  * and cost the server one XACK (and, under fsync always, one journal
  * write) per event. A crash in that window redelivers those entries, as
  * for any unacked entry. */
-#define R_ACK_DELAY_MS          1
-#define R_ACK_EAGER             256
-#define R_ACK_BACKLOG_MAX       50000 /* acks not yet written: subscriptions stop fetching */
-#define R_BLOCK_MAX_MS          5000
-#define R_ID_MAX                48
-#define R_RBUF                  (256 * 1024)
-#define R_FEED                  4096 /* bytes per redisReaderFeed */
+#define R_ACK_DELAY_MS 1
+#define R_ACK_EAGER    256
 
 /* The backend's threads do all its socket writes; a server that closed
  * the connection must give EPIPE there, not kill the process (hiredis 0.14

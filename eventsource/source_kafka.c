@@ -3,9 +3,10 @@
  * One consumer per event, in consumer group consumerGroup (default
  * {namespace}-{eventsource}-{event}), automatic commits and offset stores
  * off. A thread reads batches no larger than the room left under max
- * in-flight and emits one event per record. Each assigned partition has an
- * offset window (ofe_offset_track, offset_track.h): when an event completes, its offset is acked
- * and the commit point moves over the acked prefix only; the thread
+ * in-flight and emits one event per record. The partitions, their offset
+ * windows and the commits are the group member's (kafka_member.h, shared
+ * with the kafka bus backend): when an event completes, its offset is
+ * acked and the commit point moves over the acked prefix only; the thread
  * commits moved points every COMMIT_MS, on revocation (synchronously) and
  * when the source stops. An offset acked above an unacked one waits, so
  * a crash (kill -9) redelivers from the first unacknowledged record:
@@ -33,7 +34,7 @@
 
 #include "es.h"
 #include "ofe/err.h"
-#include "ofe/kafka_resume.h"
+#include "ofe/kafka_member.h"
 #include "ofe/log.h"
 
 #define BATCH_MAX      256
@@ -42,19 +43,9 @@
 #define PAUSE_AFTER_MS 100 /* offsets tracked at most: max in-flight x this */
 #define KAFKA_TYPE     "dev.ofevents.kafka.message"
 
-struct ktr {
-    struct ktr *next;
-    char *topic;
-    int32_t partition;
-    bool active;
-    int refs; /* 1 while assigned + tokens in flight */
-    struct ofe_offset_track t;
-    int64_t sent; /* commit point sent last */
-};
-
 struct ktok {
     struct kafka_src *k;
-    struct ktr *tr;
+    struct ofe_kafka_part *tr;
     uint64_t seq;
 };
 
@@ -66,14 +57,11 @@ struct kafka_src {
     pthread_t thr;
     bool thr_started;
     atomic_bool stopping, exit;
-    pthread_mutex_t lock; /* trackers, state below */
-    struct ktr *trs;
-    size_t tracked;
+    pthread_mutex_t lock;      /* trackers, state below */
+    struct ofe_kafka_member m; /* partitions, offsets, commits */
     bool paused, cooperative, joined, down;
     char why[300];
-    uint64_t last_commit;
     char fetch_err[256];
-    struct ofe_kafka_resume resume; /* the rebalance callbacks' (consumer thread) */
 };
 
 /* ---- configuration ------------------------------------------------------ */
@@ -198,116 +186,11 @@ fail:
     return NULL;
 }
 
-/* ---- trackers (lock held) ------------------------------------------------- */
-
-static struct ktr *tr_find(struct kafka_src *k, const char *topic, int32_t part)
-{
-    for (struct ktr *t = k->trs; t; t = t->next)
-        if (t->active && t->partition == part && !strcmp(t->topic, topic))
-            return t;
-    return NULL;
-}
-
-static void tr_unref(struct kafka_src *k, struct ktr *t)
-{
-    if (--t->refs > 0)
-        return;
-    for (struct ktr **pp = &k->trs; *pp; pp = &(*pp)->next)
-        if (*pp == t) {
-            *pp = t->next;
-            break;
-        }
-    k->tracked -= t->t.n;
-    ofe_offset_track_fini(&t->t);
-    free(t->topic);
-    free(t);
-}
-
-static void tr_drop(struct kafka_src *k, struct ktr *t)
-{
-    if (!t->active)
-        return;
-    t->active = false;
-    tr_unref(k, t);
-}
-
-/* ---- commits ---------------------------------------------------------------- */
-
-/* Offsets to commit (moved points of active partitions, or only those in
- * `only`; with force every acked point, sent before or not). Lock held. */
-static rd_kafka_topic_partition_list_t *commit_list(struct kafka_src *k,
-                                                    const rd_kafka_topic_partition_list_t *only,
-                                                    bool force)
-{
-    rd_kafka_topic_partition_list_t *l = NULL;
-    for (struct ktr *t = k->trs; t; t = t->next) {
-        if (!t->active || t->t.point < 0 || (!force && t->t.point == t->sent))
-            continue;
-        if (only) {
-            bool in = false;
-            for (int i = 0; i < only->cnt && !in; i++)
-                in = only->elems[i].partition == t->partition &&
-                     !strcmp(only->elems[i].topic, t->topic);
-            if (!in)
-                continue;
-        }
-        if (!l)
-            l = rd_kafka_topic_partition_list_new(8);
-        rd_kafka_topic_partition_list_add(l, t->topic, t->partition)->offset = t->t.point;
-        t->sent = t->t.point;
-    }
-    return l;
-}
-
-/* Commits moved points, at the commit pace or now (sync: revocation and
- * close, every acked point). Returns the error of a synchronous commit. */
-static rd_kafka_resp_err_t commit(struct kafka_src *k, const rd_kafka_topic_partition_list_t *only,
-                                  bool sync)
-{
-    uint64_t now = es_mono_ms();
-    if (!sync && now - k->last_commit < COMMIT_MS)
-        return RD_KAFKA_RESP_ERR_NO_ERROR;
-    k->last_commit = now;
-    pthread_mutex_lock(&k->lock);
-    rd_kafka_topic_partition_list_t *l = commit_list(k, only, sync);
-    pthread_mutex_unlock(&k->lock);
-    if (!l)
-        return RD_KAFKA_RESP_ERR_NO_ERROR;
-    rd_kafka_resp_err_t err = rd_kafka_commit(k->rk, l, sync ? 0 : 1);
-    for (int i = 0; sync && !err && i < l->cnt; i++)
-        if (l->elems[i].err)
-            err = l->elems[i].err;
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-        /* Send again next time. */
-        pthread_mutex_lock(&k->lock);
-        for (int i = 0; i < l->cnt; i++) {
-            struct ktr *t = tr_find(k, l->elems[i].topic, l->elems[i].partition);
-            if (t)
-                t->sent = -1;
-        }
-        pthread_mutex_unlock(&k->lock);
-        OFE_INFO(ES_COMPONENT, k->s->name, "kafka: commit failed (will retry): %s",
-                 rd_kafka_err2str(err));
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    return err == RD_KAFKA_RESP_ERR__NO_OFFSET ? RD_KAFKA_RESP_ERR_NO_ERROR : err;
-}
-
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
     struct kafka_src *k = opaque;
-    if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
-        return;
-    pthread_mutex_lock(&k->lock);
-    for (int i = 0; offsets && i < offsets->cnt; i++) {
-        struct ktr *t = tr_find(k, offsets->elems[i].topic, offsets->elems[i].partition);
-        if (t && t->sent == offsets->elems[i].offset)
-            t->sent = -1; /* send it again */
-    }
-    pthread_mutex_unlock(&k->lock);
-    OFE_DEBUG(ES_COMPONENT, k->s->name, "kafka: commit failed (will retry): %s",
-              rd_kafka_err2str(err));
+    ofe_kafka_member_committed(&k->m, err, offsets);
 }
 
 /* ---- callbacks ---------------------------------------------------------------- */
@@ -339,104 +222,22 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         OFE_DEBUG(ES_COMPONENT, k->s->name, "kafka: %s: %s", rd_kafka_err2name(err), reason);
 }
 
-static void log_parts(struct kafka_src *k, const char *what,
-                      const rd_kafka_topic_partition_list_t *l)
-{
-    char buf[512];
-    size_t n = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < l->cnt && n < sizeof(buf) - 40; i++)
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s[%d]", i ? " " : "", l->elems[i].topic,
-                              (int)l->elems[i].partition);
-    OFE_INFO(ES_COMPONENT, k->s->name, "kafka: group %s: %s %s", k->c->consumer_group, what,
-             l->cnt ? buf : "nothing");
-}
-
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     struct kafka_src *k = opaque;
-    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        int resumed = ofe_kafka_resume_apply(&k->resume, rk, parts, 5000);
-        if (resumed)
-            OFE_INFO(ES_COMPONENT, k->s->name,
-                     "kafka: group %s: %d partitions come back past their committed offset (the "
-                     "group refused the commit when they were given up)",
-                     k->c->consumer_group, resumed);
         pthread_mutex_lock(&k->lock);
-        for (int i = 0; i < parts->cnt; i++) {
-            struct ktr *old = tr_find(k, parts->elems[i].topic, parts->elems[i].partition);
-            if (old)
-                tr_drop(k, old);
-            struct ktr *t = calloc(1, sizeof(*t));
-            if (!t || !(t->topic = strdup(parts->elems[i].topic))) {
-                free(t);
-                OFE_ERROR(ES_COMPONENT, k->s->name, "out of memory");
-                continue;
-            }
-            t->partition = parts->elems[i].partition;
-            t->active = true;
-            t->refs = 1;
-            t->sent = -1;
-            ofe_offset_track_init(&t->t);
-            if (parts->elems[i].offset >= 0)
-                t->t.point = parts->elems[i].offset; /* committed at the next pace */
-            t->next = k->trs;
-            k->trs = t;
-        }
         k->joined = true;
         k->down = false;
         bool paused = k->paused;
         pthread_mutex_unlock(&k->lock);
-        log_parts(k, "assigned", parts);
-        if (coop) {
-            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
-            if (e)
-                rd_kafka_error_destroy(e);
-        } else {
-            rd_kafka_assign(rk, parts);
-        }
-        if (paused)
-            rd_kafka_pause_partitions(rk, parts);
-        return;
+        ofe_kafka_member_assign(&k->m, rk, parts, paused);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        ofe_kafka_member_revoke(&k->m, rk, parts);
+    } else {
+        ofe_kafka_member_rebalance_error(&k->m, rk, err);
     }
-    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        /* Lost partitions belong to another member already. */
-        rd_kafka_resp_err_t cerr = RD_KAFKA_RESP_ERR_NO_ERROR;
-        if (!rd_kafka_assignment_lost(rk))
-            cerr = commit(k, parts, true);
-        pthread_mutex_lock(&k->lock);
-        for (int i = 0; i < parts->cnt; i++) {
-            struct ktr *t = tr_find(k, parts->elems[i].topic, parts->elems[i].partition);
-            if (!t)
-                continue;
-            /* Should the group refuse the commit (the rebalance has begun)
-             * and the partition come back, it resumes at the acked point. */
-            if (cerr)
-                ofe_kafka_resume_note(&k->resume, t->topic, t->partition, t->t.point);
-            tr_drop(k, t);
-        }
-        pthread_mutex_unlock(&k->lock);
-        log_parts(k, rd_kafka_assignment_lost(rk) ? "lost" : "revoked", parts);
-        if (coop) {
-            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
-            if (e)
-                rd_kafka_error_destroy(e);
-        } else {
-            rd_kafka_assign(rk, NULL);
-        }
-        return;
-    }
-    OFE_ERROR(ES_COMPONENT, k->s->name, "kafka: group %s: rebalance error: %s",
-              k->c->consumer_group, rd_kafka_err2str(err));
-    pthread_mutex_lock(&k->lock);
-    for (struct ktr *t = k->trs, *n; t; t = n) {
-        n = t->next;
-        tr_drop(k, t);
-    }
-    pthread_mutex_unlock(&k->lock);
-    rd_kafka_assign(rk, NULL);
 }
 
 /* ---- records ------------------------------------------------------------------ */
@@ -446,11 +247,7 @@ static void on_done(void *token, enum es_result r, const char *why)
     struct ktok *tk = token;
     struct kafka_src *k = tk->k;
     pthread_mutex_lock(&k->lock);
-    if (r != ES_FAILED && tk->tr->active) {
-        size_t rel = ofe_offset_track_ack(&tk->tr->t, tk->seq);
-        k->tracked -= rel;
-    }
-    tr_unref(k, tk->tr);
+    ofe_kafka_member_resolve_locked(&k->m, tk->tr, tk->seq, r != ES_FAILED);
     pthread_mutex_unlock(&k->lock);
     if (r != ES_FAILED)
         es_count_acked(k->s, 1);
@@ -563,30 +360,19 @@ static void handle(struct kafka_src *k, rd_kafka_message_t *m)
     }
     k->fetch_err[0] = '\0';
     const char *topic = rd_kafka_topic_name(m->rkt);
+    struct ktok *tk = malloc(sizeof(*tk));
     pthread_mutex_lock(&k->lock);
     k->down = false;
-    struct ktr *t = tr_find(k, topic, m->partition);
-    struct ktok *tk = NULL;
     /* Not assigned any more, or already handed on in this assignment. */
-    bool skip = !t || (t->t.last >= 0 && m->offset <= t->t.last);
-    if (!skip) {
-        tk = malloc(sizeof(*tk));
-        if (!tk || ofe_offset_track_push(&t->t, m->offset, &tk->seq) != 0) {
-            free(tk);
-            tk = NULL;
-            skip = true;
-        } else {
-            tk->k = k;
-            tk->tr = t;
-            t->refs++;
-            k->tracked++;
-        }
-    }
+    bool skip = !tk || !ofe_kafka_member_take_locked(&k->m, topic, m->partition, m->offset, &tk->tr,
+                                                     &tk->seq);
     pthread_mutex_unlock(&k->lock);
     if (skip) {
+        free(tk);
         rd_kafka_message_destroy(m);
         return;
     }
+    tk->k = k;
     struct ofe_hdrs h;
     ofe_hdrs_init(&h);
     rd_kafka_headers_t *kh = NULL;
@@ -629,7 +415,7 @@ static void handle(struct kafka_src *k, rd_kafka_message_t *m)
     if (es_emit(s, ev, ES_EMIT_FORCE, on_done, tk) != 0) {
         /* stopping: left unacked, the next owner reads it again */
         pthread_mutex_lock(&k->lock);
-        tr_unref(k, tk->tr);
+        ofe_kafka_member_resolve_locked(&k->m, tk->tr, tk->seq, false);
         pthread_mutex_unlock(&k->lock);
         free(tk);
     }
@@ -660,7 +446,7 @@ static void *kafka_run(void *arg)
     while (!atomic_load(&k->exit)) {
         bool stopping = atomic_load(&k->stopping);
         pthread_mutex_lock(&k->lock);
-        bool full = k->tracked >= track_max;
+        bool full = k->m.tracked >= track_max;
         bool paused = k->paused;
         pthread_mutex_unlock(&k->lock);
         unsigned cap = stopping || full ? 0 : es_capacity(s);
@@ -687,7 +473,7 @@ static void *kafka_run(void *arg)
                 else
                     handle(k, batch[i]); /* fetched before the pause took effect */
             }
-            commit(k, NULL, false);
+            ofe_kafka_member_commit(&k->m, NULL, false);
             continue;
         }
         if (paused)
@@ -703,9 +489,9 @@ static void *kafka_run(void *arg)
             for (ssize_t i = 0; i < n; i++)
                 handle(k, batch[i]);
         }
-        commit(k, NULL, false);
+        ofe_kafka_member_commit(&k->m, NULL, false);
     }
-    commit(k, NULL, true);
+    ofe_kafka_member_commit(&k->m, NULL, true);
     return NULL;
 }
 
@@ -730,6 +516,7 @@ static int kafka_start(struct es_source *s, void **ctx, char *errstr, size_t err
     k->s = s;
     k->c = (const struct ofe_config_kafka_source *)s->ev->spec;
     pthread_mutex_init(&k->lock, NULL);
+    ofe_kafka_member_init(&k->m, &k->lock, ES_COMPONENT, s->name, k->c->consumer_group, COMMIT_MS);
     atomic_init(&k->stopping, false);
     atomic_init(&k->exit, false);
     snprintf(k->why, sizeof(k->why), "kafka: joining group %s at %s", k->c->consumer_group,
@@ -759,6 +546,7 @@ static int kafka_start(struct es_source *s, void **ctx, char *errstr, size_t err
         free(k);
         return ofe_err(errstr, errstr_size, OFE_EINVAL, "kafka: cannot create a consumer: %s", e);
     }
+    k->m.rk = k->rk;
     rd_kafka_poll_set_consumer(k->rk);
     k->q = rd_kafka_queue_get_consumer(k->rk);
     rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(1);
@@ -802,17 +590,8 @@ static void kafka_destroy(void *ctx)
         rd_kafka_consumer_close(k->rk);
         rd_kafka_destroy(k->rk);
     }
-    pthread_mutex_lock(&k->lock);
-    for (struct ktr *t = k->trs, *n; t; t = n) {
-        n = t->next;
-        ofe_offset_track_fini(&t->t);
-        free(t->topic);
-        free(t);
-    }
-    k->trs = NULL;
-    pthread_mutex_unlock(&k->lock);
+    ofe_kafka_member_fini(&k->m);
     pthread_mutex_destroy(&k->lock);
-    ofe_kafka_resume_fini(&k->resume);
     free(k);
 }
 
