@@ -216,6 +216,47 @@ rd_kafka_resp_err_t ofe_kafka_member_commit(struct ofe_kafka_member *m,
     return err;
 }
 
+/* ---- fetching ------------------------------------------------------------------ */
+
+void ofe_kafka_member_set_paused(struct ofe_kafka_member *m, bool pause)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(m->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (l->cnt)
+        pause ? rd_kafka_pause_partitions(m->rk, l) : rd_kafka_resume_partitions(m->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    pthread_mutex_lock(m->lock);
+    m->paused = pause;
+    pthread_mutex_unlock(m->lock);
+    OFE_DEBUG(m->component, m->instance, "kafka: group %s: %s fetching", m->group,
+              pause ? "paused" : "resumed");
+}
+
+bool ofe_kafka_member_paused(struct ofe_kafka_member *m)
+{
+    pthread_mutex_lock(m->lock);
+    bool p = m->paused;
+    pthread_mutex_unlock(m->lock);
+    return p;
+}
+
+void ofe_kafka_member_fetch_error(struct ofe_kafka_member *m, const rd_kafka_message_t *msg)
+{
+    char text[256];
+    snprintf(text, sizeof(text), "%s%s%s: %s", msg->rkt ? rd_kafka_topic_name(msg->rkt) : "",
+             msg->rkt ? " " : "", rd_kafka_err2name(msg->err), rd_kafka_message_errstr(msg));
+    if (!strcmp(text, m->fetch_err))
+        return;
+    snprintf(m->fetch_err, sizeof(m->fetch_err), "%s", text);
+    OFE_WARN(m->component, m->instance, "kafka: group %s: %s", m->group, text);
+}
+
+void ofe_kafka_member_fetch_ok(struct ofe_kafka_member *m)
+{
+    m->fetch_err[0] = '\0';
+}
+
 /* ---- rebalances ---------------------------------------------------------------- */
 
 static void log_parts(struct ofe_kafka_member *m, const char *what,
@@ -237,7 +278,7 @@ static bool cooperative(rd_kafka_t *rk)
 }
 
 void ofe_kafka_member_assign(struct ofe_kafka_member *m, rd_kafka_t *rk,
-                             rd_kafka_topic_partition_list_t *parts, bool paused)
+                             rd_kafka_topic_partition_list_t *parts)
 {
     int resumed = ofe_kafka_resume_apply(&m->resume, rk, parts, 5000);
     if (resumed)
@@ -246,6 +287,7 @@ void ofe_kafka_member_assign(struct ofe_kafka_member *m, rd_kafka_t *rk,
                  "group refused the commit when they were given up)",
                  m->group, resumed);
     pthread_mutex_lock(m->lock);
+    bool paused = m->paused;
     for (int i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *e = &parts->elems[i];
         struct ofe_kafka_part *old = ofe_kafka_member_find_locked(m, e->topic, e->partition);

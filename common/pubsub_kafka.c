@@ -142,11 +142,9 @@ struct ksub {
     pthread_cond_t cond;
     struct ofe_kafka_member m; /* partitions, offsets, commits */
     bool stopping, delivering;
-    bool paused;
     char *group;
     struct klag *lags;
-    char fetch_err[256]; /* last fetch error logged, to log a repeat once */
-    bool closing;        /* leaving the group: revocation does not wait */
+    bool closing; /* leaving the group: revocation does not wait */
 };
 
 static uint64_t now_ms(void)
@@ -813,10 +811,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     struct ksub *ks = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        pthread_mutex_lock(&ks->lock);
-        bool paused = ks->paused;
-        pthread_mutex_unlock(&ks->lock);
-        ofe_kafka_member_assign(&ks->m, rk, parts, paused);
+        ofe_kafka_member_assign(&ks->m, rk, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         if (!rd_kafka_assignment_lost(rk))
             revoke_wait(ks, parts);
@@ -828,39 +823,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- consumer: the thread ------------------------------------------------- */
 
-static void set_paused(struct ksub *ks, bool pause)
-{
-    rd_kafka_topic_partition_list_t *l = NULL;
-    if (rd_kafka_assignment(ks->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return;
-    if (l->cnt)
-        pause ? rd_kafka_pause_partitions(ks->rk, l) : rd_kafka_resume_partitions(ks->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    pthread_mutex_lock(&ks->lock);
-    ks->paused = pause;
-    pthread_mutex_unlock(&ks->lock);
-}
-
-static void fetch_error(struct ksub *ks, const rd_kafka_message_t *m)
-{
-    char msg[256];
-    snprintf(msg, sizeof(msg), "%s%s%s: %s", m->rkt ? rd_kafka_topic_name(m->rkt) : "",
-             m->rkt ? " " : "", rd_kafka_err2name(m->err), rd_kafka_message_errstr(m));
-    if (!strcmp(msg, ks->fetch_err))
-        return;
-    snprintf(ks->fetch_err, sizeof(ks->fetch_err), "%s", msg);
-    OFE_WARN(ks->st.component, ks->st.instance, "kafka: group %s: %s", ks->group, msg);
-}
-
 /* Decodes one record into a message and hands it over. */
 static void handle(struct ksub *ks, rd_kafka_message_t *m)
 {
     if (m->err) {
-        fetch_error(ks, m);
+        ofe_kafka_member_fetch_error(&ks->m, m);
         rd_kafka_message_destroy(m);
         return;
     }
-    ks->fetch_err[0] = '\0';
+    ofe_kafka_member_fetch_ok(&ks->m);
     const char *topic = rd_kafka_topic_name(m->rkt);
     pthread_mutex_lock(&ks->lock);
     /* Not assigned any more, or already delivered in this assignment
@@ -931,22 +902,22 @@ static void *sub_run(void *arg)
             cap = ofe_sub__wait_capacity(ks->sub, 100);
         if (cap == 0) {
             /* Stay in the group (rebalances, commits) without fetching. */
-            if (!ks->paused)
-                set_paused(ks, true);
+            if (!ofe_kafka_member_paused(&ks->m))
+                ofe_kafka_member_set_paused(&ks->m, true);
             ssize_t n =
                 rd_kafka_consume_batch_queue(ks->q, stopping || full ? 100 : 0, batch, BATCH_MAX);
             for (ssize_t i = 0; i < n; i++) {
                 /* Fetched before the pause took effect: the resume refetches
                  * from the delivered position. Errors are still worth a line. */
                 if (batch[i]->err)
-                    fetch_error(ks, batch[i]);
+                    ofe_kafka_member_fetch_error(&ks->m, batch[i]);
                 rd_kafka_message_destroy(batch[i]);
             }
             ofe_kafka_member_commit(&ks->m, NULL, false);
             continue;
         }
-        if (ks->paused)
-            set_paused(ks, false);
+        if (ofe_kafka_member_paused(&ks->m))
+            ofe_kafka_member_set_paused(&ks->m, false);
         /* Wait for one message (a batch call would wait for a full batch
          * or the timeout), then take what else is there. */
         size_t lim = cap < BATCH_MAX ? (size_t)cap : BATCH_MAX;

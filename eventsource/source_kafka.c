@@ -59,9 +59,8 @@ struct kafka_src {
     atomic_bool stopping, exit;
     pthread_mutex_t lock;      /* trackers, state below */
     struct ofe_kafka_member m; /* partitions, offsets, commits */
-    bool paused, cooperative, joined, down;
+    bool joined, down;
     char why[300];
-    char fetch_err[256];
 };
 
 /* ---- configuration ------------------------------------------------------ */
@@ -230,9 +229,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         pthread_mutex_lock(&k->lock);
         k->joined = true;
         k->down = false;
-        bool paused = k->paused;
         pthread_mutex_unlock(&k->lock);
-        ofe_kafka_member_assign(&k->m, rk, parts, paused);
+        ofe_kafka_member_assign(&k->m, rk, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         ofe_kafka_member_revoke(&k->m, rk, parts);
     } else {
@@ -339,26 +337,15 @@ fail:
     return rc;
 }
 
-static void fetch_error(struct kafka_src *k, const rd_kafka_message_t *m)
-{
-    char msg[256];
-    snprintf(msg, sizeof(msg), "%s%s%s: %s", m->rkt ? rd_kafka_topic_name(m->rkt) : "",
-             m->rkt ? " " : "", rd_kafka_err2name(m->err), rd_kafka_message_errstr(m));
-    if (!strcmp(msg, k->fetch_err))
-        return;
-    snprintf(k->fetch_err, sizeof(k->fetch_err), "%s", msg);
-    OFE_WARN(ES_COMPONENT, k->s->name, "kafka: %s", msg);
-}
-
 static void handle(struct kafka_src *k, rd_kafka_message_t *m)
 {
     struct es_source *s = k->s;
     if (m->err) {
-        fetch_error(k, m);
+        ofe_kafka_member_fetch_error(&k->m, m);
         rd_kafka_message_destroy(m);
         return;
     }
-    k->fetch_err[0] = '\0';
+    ofe_kafka_member_fetch_ok(&k->m);
     const char *topic = rd_kafka_topic_name(m->rkt);
     struct ktok *tk = malloc(sizeof(*tk));
     pthread_mutex_lock(&k->lock);
@@ -422,21 +409,6 @@ static void handle(struct kafka_src *k, rd_kafka_message_t *m)
     ofe_ce_unref(ev);
 }
 
-static void set_paused(struct kafka_src *k, bool pause)
-{
-    rd_kafka_topic_partition_list_t *l = NULL;
-    if (rd_kafka_assignment(k->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return;
-    if (l->cnt)
-        pause ? rd_kafka_pause_partitions(k->rk, l) : rd_kafka_resume_partitions(k->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    pthread_mutex_lock(&k->lock);
-    k->paused = pause;
-    pthread_mutex_unlock(&k->lock);
-    OFE_DEBUG(ES_COMPONENT, k->s->name, "kafka: %s fetching (%u in flight)",
-              pause ? "paused" : "resumed", es_inflight(k->s));
-}
-
 static void *kafka_run(void *arg)
 {
     struct kafka_src *k = arg;
@@ -447,7 +419,7 @@ static void *kafka_run(void *arg)
         bool stopping = atomic_load(&k->stopping);
         pthread_mutex_lock(&k->lock);
         bool full = k->m.tracked >= track_max;
-        bool paused = k->paused;
+        bool paused = k->m.paused;
         pthread_mutex_unlock(&k->lock);
         unsigned cap = stopping || full ? 0 : es_capacity(s);
         /* A full window for a moment is normal (the destinations confirm
@@ -461,7 +433,7 @@ static void *kafka_run(void *arg)
             cap = 0;
         if (cap == 0) {
             if (!paused)
-                set_paused(k, true);
+                ofe_kafka_member_set_paused(&k->m, true);
             /* Stay in the group (rebalances, commits) without fetching. */
             rd_kafka_message_t *one = rd_kafka_consumer_poll(k->rk, 100);
             ssize_t n = one ? rd_kafka_consume_batch_queue(k->q, 0, batch + 1, BATCH_MAX - 1) : 0;
@@ -477,7 +449,7 @@ static void *kafka_run(void *arg)
             continue;
         }
         if (paused)
-            set_paused(k, false);
+            ofe_kafka_member_set_paused(&k->m, false);
         /* Wait for one record (returns at once when one is there), then
          * take what else is queued without waiting: a batch call with a
          * timeout would wait for a full batch. */

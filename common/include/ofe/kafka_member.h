@@ -48,9 +48,11 @@ struct ofe_kafka_member {
     /* under lock */
     struct ofe_kafka_part *active, *all;
     size_t tracked; /* offsets handed on and not yet past the acked prefix */
+    bool paused;    /* fetching paused (back-pressure) */
     /* the polling thread's */
     uint64_t last_commit;
     struct ofe_kafka_resume resume;
+    char fetch_err[256]; /* the last fetch error logged, to log a repeat once */
 };
 
 void ofe_kafka_member_init(struct ofe_kafka_member *m, pthread_mutex_t *lock, const char *component,
@@ -90,10 +92,19 @@ rd_kafka_resp_err_t ofe_kafka_member_commit(struct ofe_kafka_member *m,
 void ofe_kafka_member_committed(struct ofe_kafka_member *m, rd_kafka_resp_err_t err,
                                 const rd_kafka_topic_partition_list_t *offsets);
 
-/* The rebalance callback's three cases. assign pauses the new partitions
- * when paused. */
+/* Pauses (librdkafka drops what it prefetched) or resumes fetching from
+ * every assigned partition; partitions assigned while paused start
+ * paused. */
+void ofe_kafka_member_set_paused(struct ofe_kafka_member *m, bool pause);
+bool ofe_kafka_member_paused(struct ofe_kafka_member *m);
+/* Logs a fetch error (a message with err set) at warn level, a repeat of
+ * the last one not again; ofe_kafka_member_fetch_ok forgets it. */
+void ofe_kafka_member_fetch_error(struct ofe_kafka_member *m, const rd_kafka_message_t *msg);
+void ofe_kafka_member_fetch_ok(struct ofe_kafka_member *m);
+
+/* The rebalance callback's three cases. */
 void ofe_kafka_member_assign(struct ofe_kafka_member *m, rd_kafka_t *rk,
-                             rd_kafka_topic_partition_list_t *parts, bool paused);
+                             rd_kafka_topic_partition_list_t *parts);
 void ofe_kafka_member_revoke(struct ofe_kafka_member *m, rd_kafka_t *rk,
                              const rd_kafka_topic_partition_list_t *parts);
 void ofe_kafka_member_rebalance_error(struct ofe_kafka_member *m, rd_kafka_t *rk,
