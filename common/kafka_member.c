@@ -257,6 +257,18 @@ void ofe_kafka_member_fetch_ok(struct ofe_kafka_member *m)
     m->fetch_err[0] = '\0';
 }
 
+void ofe_kafka_message_headers(const rd_kafka_message_t *msg, struct ofe_hdrs *h)
+{
+    rd_kafka_headers_t *kh = NULL;
+    if (rd_kafka_message_headers(msg, &kh) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    const char *name;
+    const void *val;
+    size_t vlen;
+    for (size_t i = 0; rd_kafka_header_get_all(kh, i, &name, &val, &vlen) == 0; i++)
+        ofe_hdrs_add_ref(h, name, strlen(name), val ? val : "", val ? vlen : 0);
+}
+
 /* ---- rebalances ---------------------------------------------------------------- */
 
 static void log_parts(struct ofe_kafka_member *m, const char *what,

@@ -362,14 +362,7 @@ static void handle(struct kafka_src *k, rd_kafka_message_t *m)
     tk->k = k;
     struct ofe_hdrs h;
     ofe_hdrs_init(&h);
-    rd_kafka_headers_t *kh = NULL;
-    if (rd_kafka_message_headers(m, &kh) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const char *name;
-        const void *val;
-        size_t vlen;
-        for (size_t i = 0; rd_kafka_header_get_all(kh, i, &name, &val, &vlen) == 0; i++)
-            ofe_hdrs_add_ref(&h, name, strlen(name), val ? val : "", val ? vlen : 0);
-    }
+    ofe_kafka_message_headers(m, &h);
     const struct ofe_hdr *cth = ofe_hdrs_get(&h, "content-type");
     char ct[256];
     const char *ctp = NULL;

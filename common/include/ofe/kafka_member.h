@@ -25,6 +25,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "ofe/ce.h"
 #include "ofe/kafka_resume.h"
 #include "ofe/offset_track.h"
 
@@ -101,6 +102,10 @@ bool ofe_kafka_member_paused(struct ofe_kafka_member *m);
  * the last one not again; ofe_kafka_member_fetch_ok forgets it. */
 void ofe_kafka_member_fetch_error(struct ofe_kafka_member *m, const rd_kafka_message_t *msg);
 void ofe_kafka_member_fetch_ok(struct ofe_kafka_member *m);
+
+/* Adds a record's headers to h, by reference (valid while the record
+ * is). */
+void ofe_kafka_message_headers(const rd_kafka_message_t *msg, struct ofe_hdrs *h);
 
 /* The rebalance callback's three cases. */
 void ofe_kafka_member_assign(struct ofe_kafka_member *m, rd_kafka_t *rk,
