@@ -293,7 +293,8 @@ static void *fsync_main(void *arg)
 
         /* One fsync per distinct file covers every write handed over so
          * far: that is the group commit. */
-        qsort(todo, ntodo, sizeof(*todo), cmp_ptr);
+        if (ntodo > 1) /* todo is NULL when empty (a forced sync) */
+            qsort(todo, ntodo, sizeof(*todo), cmp_ptr);
         bool ok = true;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1928,7 +1929,8 @@ static int load_stream_dir(struct bus_store *st, const char *name, uint64_t dirn
         fv[nf++] = (struct fent){no, kind};
     }
     closedir(d);
-    qsort(fv, nf, sizeof(*fv), cmp_fent);
+    if (nf > 1) /* fv is NULL for a stream directory with no file yet */
+        qsort(fv, nf, sizeof(*fv), cmp_fent);
 
     struct bus_stream *s = NULL;
     struct bus_log *log = NULL;

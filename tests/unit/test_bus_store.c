@@ -59,13 +59,19 @@ static off_t file_size(const char *dir, const char *rel)
     return stat(p, &st) == 0 ? st.st_size : -1;
 }
 
-/* Opens a copy of a fixture and recovers it. */
-static struct bus_store *open_fixture(const char *name, char **dirp, struct loaded *l, int *rc)
+/* A copy of a fixture in a new directory. */
+static char *copy_fixture(const char *name)
 {
     char src[4096];
     snprintf(src, sizeof(src), "%s/tests/fixtures/eventbus/%s", tu_source_dir(), name);
     char *dir = tu_mkdtemp("bus-fixture");
     copy_tree(src, dir);
+    return dir;
+}
+
+/* Recovers the store in dir. */
+static struct bus_store *open_copy(char *dir, char **dirp, struct loaded *l, int *rc)
+{
     struct bus_store_opts o = {.dir = dir, .fsync = BUS_FSYNC_NO, .notify_fd = -1};
     struct bus_store *st = NULL;
     char err[512];
@@ -74,6 +80,12 @@ static struct bus_store *open_fixture(const char *name, char **dirp, struct load
     *rc = bus_store_load(st, add_cb, l, err, sizeof(err));
     *dirp = dir;
     return st;
+}
+
+/* Opens a copy of a fixture and recovers it. */
+static struct bus_store *open_fixture(const char *name, char **dirp, struct loaded *l, int *rc)
+{
+    return open_copy(copy_fixture(name), dirp, l, rc);
 }
 
 static void close_all(struct bus_store *st, struct loaded *l, char *dir)
@@ -301,6 +313,25 @@ static void test_deleted_dir(void **state)
     (void)state;
     expect_stream("deleted_dir", "1-1 2-1 3-1 4-1 5-1", (size_t)-1, NULL,
                   "streams/0000000000000002.del");
+}
+
+/* A stream directory with no file yet (the broker was killed while it
+ * created the stream) is removed at recovery; the other streams load. */
+static void test_empty_stream_dir(void **state)
+{
+    (void)state;
+    char *dir = copy_fixture("clean");
+    char p[8400];
+    snprintf(p, sizeof(p), "%s/streams/0000000000000002", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    struct loaded l;
+    int rc;
+    struct bus_store *st = open_copy(dir, &dir, &l, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(l.n, 1);
+    assert_memory_equal(l.v[0]->name, "orders", 6);
+    assert_false(exists(dir, "streams/0000000000000002"));
+    close_all(st, &l, dir);
 }
 
 /* ---- writing ------------------------------------------------------------- */
@@ -584,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_bad_magic),
         cmocka_unit_test(test_newer_version),
         cmocka_unit_test(test_deleted_dir),
+        cmocka_unit_test(test_empty_stream_dir),
         cmocka_unit_test(test_roundtrip_and_lock),
         cmocka_unit_test(test_journal_compaction),
         cmocka_unit_test(test_compaction_releases_waiters),
