@@ -1274,7 +1274,6 @@ struct rchunk {
 
 struct rarena {
     struct rchunk *head; /* current chunk first */
-    size_t total;        /* bytes handed out since the last reset */
 };
 
 static void *arena_alloc(struct rarena *a, size_t n)
@@ -1297,7 +1296,6 @@ static void *arena_alloc(struct rarena *a, size_t n)
     }
     void *p = c->mem + c->used;
     c->used += n;
-    a->total += n;
     return p;
 }
 
@@ -1318,7 +1316,6 @@ static void arena_reset(struct rarena *a)
         keep->next = NULL;
     }
     a->head = keep;
-    a->total = 0;
 }
 
 static void arena_fini(struct rarena *a)
