@@ -32,6 +32,7 @@
 #include "ofe/err.h"
 #include "ofe/http_client.h"
 #include "ofe/httpd.h"
+#include "bench_http.h"
 #include "servers.h"
 #include "testutil.h"
 
@@ -50,17 +51,6 @@ static double cpu_s(void)
     getrusage(RUSAGE_SELF, &u);
     return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 +
            (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    fputs(text, f);
-    fclose(f);
 }
 
 /* The request: what the trigger sends for a 512-byte binary-mode event. */
@@ -83,58 +73,6 @@ static void make_request(void)
     ofe_ce_set_data(g_ev, data, sizeof(data));
     ofe_hdrs_init(&g_hdrs);
     ofe_ce_http_encode(g_ev, OFE_CE_BINARY, 0, &g_hdrs, &g_bodybuf, &g_body, &g_body_len, NULL, 0);
-}
-
-static struct tu_proc *start_nginx(int *port)
-{
-    char conf[4200], text[4096], log[4200];
-    *port = tu_free_port();
-    snprintf(conf, sizeof(conf), "%s/nginx.conf", g_dir);
-    snprintf(text, sizeof(text),
-             "daemon off;\nmaster_process off;\nworker_processes 1;\n"
-             "pid %s/nginx.pid;\nerror_log %s/nginx-error.log warn;\n"
-             "events { worker_connections 4096; }\n"
-             "http {\n  access_log off;\n  keepalive_requests 10000000;\n"
-             "  client_body_temp_path %s/nginx-body;\n  proxy_temp_path %s/nginx-proxy;\n"
-             "  fastcgi_temp_path %s/nginx-fcgi;\n  uwsgi_temp_path %s/nginx-uwsgi;\n"
-             "  scgi_temp_path %s/nginx-scgi;\n"
-             "  server {\n    listen 127.0.0.1:%d;\n    location / { return 202; }\n  }\n}\n",
-             g_dir, g_dir, g_dir, g_dir, g_dir, g_dir, g_dir, *port);
-    write_file(conf, text);
-    snprintf(log, sizeof(log), "%s/nginx.log", g_dir);
-    const char *av[] = {"nginx", "-p", g_dir, "-c", conf, "-e", "stderr", NULL};
-    struct tu_proc *p = tu_proc_start(av, log);
-    if (!p || tu_wait_port(*port, 5000) != 0) {
-        tu_proc_free(p);
-        return NULL;
-    }
-    return p;
-}
-
-static double run_wrk(int port, int seconds, int conns)
-{
-    struct ofe_buf lua = OFE_BUF_INIT;
-    ofe_buf_puts(&lua, "wrk.method = \"POST\"\nwrk.body = \"");
-    ofe_buf_append(&lua, g_body, g_body_len);
-    ofe_buf_puts(&lua, "\"\n");
-    for (size_t i = 0; i < g_hdrs.n; i++)
-        ofe_buf_printf(&lua, "wrk.headers[\"%.*s\"] = \"%.*s\"\n", (int)g_hdrs.v[i].name_len,
-                       g_hdrs.v[i].name, (int)g_hdrs.v[i].value_len, g_hdrs.v[i].value);
-    ofe_buf_puts(&lua, "wrk.headers[\"User-Agent\"] = \"ofevents/bench\"\n");
-    char path[4200], cmd[9000], out[4200];
-    snprintf(path, sizeof(path), "%s/post.lua", g_dir);
-    write_file(path, lua.data);
-    ofe_buf_fini(&lua);
-    snprintf(out, sizeof(out), "%s/wrk.out", g_dir);
-    snprintf(cmd, sizeof(cmd), "wrk -t1 -c%d -d%ds -s %s http://127.0.0.1:%d/ > %s 2>&1", conns,
-             seconds, path, port, out);
-    if (system(cmd) != 0)
-        return -1;
-    char *t = tu_read_file(out, NULL);
-    char *p = t ? strstr(t, "Requests/sec:") : NULL;
-    double r = p ? strtod(p + 13, NULL) : -1;
-    free(t);
-    return r;
 }
 
 /* ---- the client side ------------------------------------------------------ */
@@ -302,7 +240,7 @@ int main(int argc, char **argv)
     g_dir = tu_mkdtemp("bench-http");
     make_request();
     int port = 0;
-    struct tu_proc *nginx = system("command -v nginx > /dev/null") == 0 ? start_nginx(&port) : NULL;
+    struct tu_proc *nginx = system("command -v nginx > /dev/null") == 0 ? tu_nginx_start(g_dir, &port) : NULL;
     struct ofe_httpd *own = NULL;
     if (!nginx) {
         char err[256];
@@ -323,7 +261,7 @@ int main(int argc, char **argv)
            sysconf(_SC_NPROCESSORS_ONLN));
     double wrk_rps = -1;
     if (nginx && system("command -v wrk > /dev/null") == 0) {
-        wrk_rps = run_wrk(port, wrk_s, conc);
+        wrk_rps = tu_wrk_post(g_dir, port, wrk_s, conc, &g_hdrs, g_body, g_body_len);
         printf("  wrk      %d connections: %8.0f requests/s\n", conc, wrk_rps);
     }
     phase("engine", false, url, n, conc, rate, seconds, wrk_rps);

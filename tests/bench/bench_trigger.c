@@ -36,6 +36,7 @@
 #include "ofe/httpd.h"
 #include "ofe/log.h"
 #include "ofe/pubsub.h"
+#include "bench_http.h"
 #include "servers.h"
 #include "testutil.h"
 
@@ -56,17 +57,6 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "%s: %s\n", path, strerror(errno));
-        exit(1);
-    }
-    fputs(text, f);
-    fclose(f);
 }
 
 static size_t sink_body(char *p, size_t size, size_t n, void *ud)
@@ -332,7 +322,7 @@ static struct tu_proc *start_trigger(const char *name, const char *sink_url, int
              "  inputs:\n    in: {eventSource: bench, event: e%d}\n"
              "  subscribers:\n  - {name: s, condition: in, concurrency: %d, sink: {uri: '%s'}}\n",
              g_bus_srv->addr, name, topic_no, concurrency, sink_url);
-    write_file(cfg, text);
+    tu_write_text(cfg, text);
     snprintf(log, sizeof(log), "%s/%s.log", g_dir, name);
     *port = tu_free_port();
     snprintf(ports, sizeof(ports), "%d", *port);
@@ -358,32 +348,6 @@ static struct tu_proc *start_trigger(const char *name, const char *sink_url, int
     return NULL;
 }
 
-static struct tu_proc *start_nginx(int *port)
-{
-    char conf[4200], text[4096], log[4200];
-    *port = tu_free_port();
-    snprintf(conf, sizeof(conf), "%s/nginx.conf", g_dir);
-    snprintf(text, sizeof(text),
-             "daemon off;\nmaster_process off;\nworker_processes 1;\n"
-             "pid %s/nginx.pid;\nerror_log %s/nginx-error.log warn;\n"
-             "events { worker_connections 4096; }\n"
-             "http {\n  access_log off;\n  keepalive_requests 10000000;\n"
-             "  client_body_temp_path %s/nginx-body;\n  proxy_temp_path %s/nginx-proxy;\n"
-             "  fastcgi_temp_path %s/nginx-fcgi;\n  uwsgi_temp_path %s/nginx-uwsgi;\n"
-             "  scgi_temp_path %s/nginx-scgi;\n"
-             "  server {\n    listen 127.0.0.1:%d;\n    location / { return 202; }\n  }\n}\n",
-             g_dir, g_dir, g_dir, g_dir, g_dir, g_dir, g_dir, *port);
-    write_file(conf, text);
-    snprintf(log, sizeof(log), "%s/nginx.log", g_dir);
-    const char *av[] = {"nginx", "-p", g_dir, "-c", conf, "-e", "stderr", NULL};
-    struct tu_proc *p = tu_proc_start(av, log);
-    if (!p || tu_wait_port(*port, 5000) != 0) {
-        tu_proc_free(p);
-        return NULL;
-    }
-    return p;
-}
-
 /* wrk with the trigger's request; returns requests/s or -1. */
 static double run_wrk(int port, int seconds, int conns)
 {
@@ -394,31 +358,10 @@ static double run_wrk(int port, int seconds, int conns)
     const void *body;
     size_t blen;
     ofe_ce_http_encode(ev, OFE_CE_BINARY, 0, &h, &bb, &body, &blen, NULL, 0);
-    struct ofe_buf lua = OFE_BUF_INIT;
-    ofe_buf_puts(&lua, "wrk.method = \"POST\"\nwrk.body = \"");
-    for (size_t i = 0; i < blen; i++)
-        ofe_buf_putc(&lua, ((const char *)body)[i]);
-    ofe_buf_puts(&lua, "\"\n");
-    for (size_t i = 0; i < h.n; i++)
-        ofe_buf_printf(&lua, "wrk.headers[\"%.*s\"] = \"%.*s\"\n", (int)h.v[i].name_len,
-                       h.v[i].name, (int)h.v[i].value_len, h.v[i].value);
-    ofe_buf_puts(&lua, "wrk.headers[\"User-Agent\"] = \"ofevents/bench\"\n");
-    char path[4200], cmd[9000], out[4200];
-    snprintf(path, sizeof(path), "%s/post.lua", g_dir);
-    write_file(path, lua.data);
-    snprintf(out, sizeof(out), "%s/wrk.out", g_dir);
-    snprintf(cmd, sizeof(cmd), "wrk -t1 -c%d -d%ds -s %s http://127.0.0.1:%d/ > %s 2>&1", conns,
-             seconds, path, port, out);
-    ofe_buf_fini(&lua);
+    double r = tu_wrk_post(g_dir, port, seconds, conns, &h, body, blen);
     ofe_buf_fini(&bb);
     ofe_hdrs_fini(&h);
     ofe_ce_unref(ev);
-    if (system(cmd) != 0)
-        return -1;
-    char *t = tu_read_file(out, NULL);
-    char *p = t ? strstr(t, "Requests/sec:") : NULL;
-    double r = p ? strtod(p + 13, NULL) : -1;
-    free(t);
     return r;
 }
 
@@ -476,7 +419,7 @@ int main(int argc, char **argv)
 
     bool have_tools = system("command -v nginx > /dev/null && command -v wrk > /dev/null") == 0;
     int nginx_port = 0;
-    struct tu_proc *nginx = have_tools ? start_nginx(&nginx_port) : NULL;
+    struct tu_proc *nginx = have_tools ? tu_nginx_start(g_dir, &nginx_port) : NULL;
     double wrk_rps = -1;
     printf("bench_trigger: %d events of 512 bytes (binary mode), concurrency %d, embedded bus "
            "(ofe-eventbus, fsync always), %ld CPU(s)\n",
