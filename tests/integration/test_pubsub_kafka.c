@@ -384,6 +384,15 @@ static bool wait_committed(const char *group, const char *topic, int64_t want, i
 
 /* ---- tests ---------------------------------------------------------------- */
 
+/* A bus on the test broker with short group timings (kcfg_fast_groups). */
+static struct ofe_bus *open_fast_bus(void)
+{
+    struct kcfg c;
+    kcfg_init(&c, srv->url);
+    kcfg_fast_groups(&c);
+    return open_bus(&c, 10000);
+}
+
 /* Publishes confirm; events come back attribute- and byte-identical. */
 static void test_roundtrip(void **state)
 {
@@ -433,10 +442,7 @@ static void test_roundtrip(void **state)
  * them); another group gets every event. */
 static void test_groups(void **state)
 {
-    struct kcfg c;
-    kcfg_init(&c, srv->url);
-    kcfg_fast_groups(&c);
-    struct ofe_bus *b = open_bus(&c, 10000);
+    struct ofe_bus *b = open_fast_bus();
     struct coll *a = calloc(1, sizeof(*a)), *bb = calloc(1, sizeof(*bb)),
                 *other = calloc(1, sizeof(*other));
     coll_init(a);
@@ -558,10 +564,7 @@ static int child_gap(const char *brokers, const char *group, const char *topic)
  * after it, not what was acked before it. */
 static void test_gap_crash(void **state)
 {
-    struct kcfg c;
-    kcfg_init(&c, srv->url);
-    kcfg_fast_groups(&c);
-    struct ofe_bus *b = open_bus(&c, 10000);
+    struct ofe_bus *b = open_fast_bus();
     static struct ofe_ce *evs[10];
     for (int i = 0; i < 10; i++)
         evs[i] = mkev(i, NULL);
@@ -614,10 +617,7 @@ static void test_gap_crash(void **state)
 static void test_rebalance(void **state)
 {
     enum { N = 3000 };
-    struct kcfg c;
-    kcfg_init(&c, srv->url);
-    kcfg_fast_groups(&c);
-    struct ofe_bus *b = open_bus(&c, 10000);
+    struct ofe_bus *b = open_fast_bus();
     struct coll *a = calloc(1, sizeof(*a)), *bb = calloc(1, sizeof(*bb));
     coll_init(a);
     coll_init(bb);
@@ -696,10 +696,7 @@ static void test_rebalance(void **state)
 static void test_resume_refused(void **state)
 {
     enum { N1 = 200, N2 = 200, N = N1 + N2 };
-    struct kcfg c;
-    kcfg_init(&c, srv->url);
-    kcfg_fast_groups(&c);
-    struct ofe_bus *b = open_bus(&c, 10000);
+    struct ofe_bus *b = open_fast_bus();
     struct coll *a = calloc(1, sizeof(*a)), *bb = calloc(1, sizeof(*bb));
     coll_init(a);
     coll_init(bb);
