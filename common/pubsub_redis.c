@@ -921,6 +921,7 @@ static void *cmd_run(void *arg)
 {
     struct rctx *x = arg;
     block_sigpipe();
+    pthread_setname_np(pthread_self(), "ofe-redis-bus");
     char *rbuf = malloc(R_RBUF);
     unsigned attempt = 0;
     uint64_t last_expire = 0, next_connect = 0;
@@ -1986,6 +1987,7 @@ static void *sub_run(void *arg)
 {
     struct rsub *s = arg;
     block_sigpipe();
+    pthread_setname_np(pthread_self(), "ofe-redis-sub");
     struct rctx *x = s->x;
     unsigned attempt = 0;
     char why[700];
