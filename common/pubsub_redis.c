@@ -76,6 +76,13 @@
 #define R_ACK_DELAY_MS 1
 #define R_ACK_EAGER    256
 
+/* A publish made while the bus thread sleeps waiting for replies to
+ * requests it already wrote does not wake it: the next reply does, and the
+ * publish goes out then (the server answers one connection's commands in
+ * order, so it would not have been served sooner). Only every
+ * R_PUB_HOLD-th such publish wakes it, to keep the pipeline full. */
+#define R_PUB_HOLD 64
+
 /* The backend's threads do all its socket writes; a server that closed
  * the connection must give EPIPE there, not kill the process (hiredis 0.14
  * writes with write(2), without MSG_NOSIGNAL). */
@@ -415,6 +422,8 @@ struct rctx {
     uint64_t ack_since;   /* when the backlog last became non-empty */
     uint64_t sleep_until; /* the bus thread's wake-up time while sleeping */
     bool sleeping, closing;
+    bool replies_due; /* while sleeping: requests are out, their replies will wake it */
+    unsigned held;    /* publishes queued since it slept without waking it */
     uint64_t drain_deadline;
     bool up;
     int down_code;
@@ -991,6 +1000,8 @@ static void *cmd_run(void *arg)
         }
         x->sleeping = !more;
         x->sleep_until = now + MS(timeout);
+        x->replies_due = x->sent_head != NULL;
+        x->held = 0;
         pthread_mutex_unlock(&x->lock);
         short rev = 0;
         cmd_poll(x, x->c->fd, ev, more ? 0 : timeout, &rev);
@@ -1208,10 +1219,11 @@ static int r_publish(void *ctx, const char *topic, struct ofe_pub *p, char *errs
     else
         x->wait_head = q;
     x->wait_tail = q;
-    bool sleeping = x->sleeping;
-    x->sleeping = false;
+    bool w = x->sleeping && (!x->replies_due || ++x->held >= R_PUB_HOLD);
+    if (w)
+        x->sleeping = false;
     pthread_mutex_unlock(&x->lock);
-    if (sleeping)
+    if (w)
         wake(x);
     return 0;
 nomem:

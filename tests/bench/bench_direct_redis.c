@@ -121,6 +121,7 @@ static redisContext *dial(struct rb_state *s, char *err, size_t errsz)
 static void *publisher(void *arg)
 {
     struct direct *d = arg;
+    pthread_setname_np(pthread_self(), "direct-pub");
     redisContext *c = dial(d->s, d->err, sizeof(d->err));
     if (!c)
         return NULL;
@@ -155,6 +156,7 @@ static void *publisher(void *arg)
 static void *consumer(void *arg)
 {
     struct direct *d = arg;
+    pthread_setname_np(pthread_self(), "direct-cons");
     redisContext *c = dial(d->s, d->err, sizeof(d->err));
     if (!c)
         return NULL;
