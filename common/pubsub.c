@@ -26,8 +26,8 @@ struct ofe_bus {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct ofe_sub *subs;
-    unsigned pending; /* publishes not yet completed */
-    bool closing;
+    atomic_uint pending; /* publishes not yet completed (lock-free: hot path) */
+    atomic_bool closing; /* set under lock; read without it by publish */
     struct ofe_counter *m_pub_ok, *m_pub_err, *m_delivered, *m_acked, *m_nacked, *m_invalid;
     struct ofe_histogram *m_pub_latency;
 };
@@ -588,6 +588,17 @@ void **ofe_pub__priv(struct ofe_pub *p)
     return &p->priv;
 }
 
+/* One publish fewer in flight; the last one wakes ofe_bus_close, which
+ * waits under the lock for none. */
+static void pending_put(struct ofe_bus *b)
+{
+    if (atomic_fetch_sub(&b->pending, 1) == 1) {
+        pthread_mutex_lock(&b->lock);
+        pthread_cond_broadcast(&b->cond);
+        pthread_mutex_unlock(&b->lock);
+    }
+}
+
 void ofe_pub__done(struct ofe_pub *p, int err, const char *errmsg)
 {
     struct ofe_bus *b = p->bus;
@@ -604,10 +615,7 @@ void ofe_pub__done(struct ofe_pub *p, int err, const char *errmsg)
         p->done(p->opaque, err, errmsg ? errmsg : (err ? ofe_strerror(err) : ""));
     ofe_ce_unref(p->ev);
     free(p);
-    pthread_mutex_lock(&b->lock);
-    b->pending--;
-    pthread_cond_broadcast(&b->cond);
-    pthread_mutex_unlock(&b->lock);
+    pending_put(b);
 }
 
 int ofe_bus_publish(struct ofe_bus *b, const char *topic, struct ofe_ce *ev, ofe_pub_done_fn done,
@@ -615,23 +623,20 @@ int ofe_bus_publish(struct ofe_bus *b, const char *topic, struct ofe_ce *ev, ofe
 {
     if (!topic || !*topic)
         return ofe_err(errstr, errstr_size, OFE_EINVAL, "publish: empty topic name");
-    struct ofe_pub *p = calloc(1, sizeof(*p));
-    if (!p)
-        return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
-    pthread_mutex_lock(&b->lock);
-    if (b->closing) {
-        pthread_mutex_unlock(&b->lock);
-        free(p);
+    if (atomic_load(&b->closing))
         return ofe_err(errstr, errstr_size, OFE_ECLOSED, "publish: the bus is closing");
+    unsigned cur = atomic_load(&b->pending);
+    do {
+        if (cur >= b->opts.max_pending)
+            return ofe_err(errstr, errstr_size, OFE_EAGAIN,
+                           "publish: %u publishes are waiting for confirmation",
+                           b->opts.max_pending);
+    } while (!atomic_compare_exchange_weak(&b->pending, &cur, cur + 1));
+    struct ofe_pub *p = calloc(1, sizeof(*p));
+    if (!p) {
+        pending_put(b);
+        return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
     }
-    if (b->pending >= b->opts.max_pending) {
-        pthread_mutex_unlock(&b->lock);
-        free(p);
-        return ofe_err(errstr, errstr_size, OFE_EAGAIN,
-                       "publish: %u publishes are waiting for confirmation", b->opts.max_pending);
-    }
-    b->pending++;
-    pthread_mutex_unlock(&b->lock);
     p->bus = b;
     p->ev = ofe_ce_ref(ev);
     p->done = done;
@@ -641,10 +646,7 @@ int ofe_bus_publish(struct ofe_bus *b, const char *topic, struct ofe_ce *ev, ofe
     if (rc) {
         ofe_ce_unref(p->ev);
         free(p);
-        pthread_mutex_lock(&b->lock);
-        b->pending--;
-        pthread_cond_broadcast(&b->cond);
-        pthread_mutex_unlock(&b->lock);
+        pending_put(b);
     }
     return rc;
 }
@@ -835,7 +837,8 @@ void ofe_bus_close(struct ofe_bus *b, uint32_t drain_ms)
     }
     b->ops->close(b->ctx, drain_ms);
     pthread_mutex_lock(&b->lock);
-    while (b->pending > 0) /* close() completed them all; wait for the last callbacks */
+    /* close() completed them all; wait for the last callbacks */
+    while (atomic_load(&b->pending) > 0)
         pthread_cond_wait(&b->cond, &b->lock);
     pthread_mutex_unlock(&b->lock);
     pthread_mutex_destroy(&b->lock);

@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -382,10 +383,10 @@ struct req {
     struct req *next;
     int kind;
     struct ofe_pub *p; /* NULL for an ack, or a publish that already timed out */
-    char *cmd;         /* formatted RESP (malloc'd) */
+    char *cmd;         /* formatted RESP (in the same allocation, see req_new) */
     size_t len;
     uint64_t deadline;
-    char *topic; /* for error messages (publishes) */
+    char *topic; /* for error messages (publishes; same allocation) */
 };
 
 struct ackid {
@@ -428,7 +429,7 @@ struct rctx {
     bool up;
     int down_code;
     char why[512];
-    int64_t max_bulk;
+    _Atomic int64_t max_bulk; /* the server's proto-max-bulk-len */
     struct rsub *subs;
     /* the bus thread only */
     redisContext *c;
@@ -492,8 +493,6 @@ static void batch_end(struct rctx *x)
 
 static void req_free(struct req *r)
 {
-    free(r->cmd);
-    free(r->topic);
     free(r);
 }
 
@@ -655,18 +654,24 @@ static char *put_dec(char *p, size_t v)
     return p;
 }
 
-/* RESP array of bulk strings, sized exactly (hiredis 0.14's formatter
- * calls sprintf for every argument). Returns the malloc'd command and its
- * length, or NULL. */
-static char *format_command(size_t argc, const char *const *argv, const size_t *argl, size_t *len)
+/* A request with its command (a RESP array of bulk strings, sized
+ * exactly: hiredis 0.14's formatter calls sprintf for every argument) and
+ * its topic in one allocation. Returns NULL when out of memory. */
+static struct req *req_new(int kind, const char *topic, size_t argc, const char *const *argv,
+                           const size_t *argl)
 {
     size_t total = 1 + dec_len(argc) + 2;
     for (size_t i = 0; i < argc; i++)
         total += 1 + dec_len(argl[i]) + 2 + argl[i] + 2;
-    char *cmd = malloc(total);
-    if (!cmd)
+    size_t tl = topic ? strlen(topic) + 1 : 0;
+    struct req *q = malloc(sizeof(*q) + total + tl);
+    if (!q)
         return NULL;
-    char *p = cmd;
+    memset(q, 0, sizeof(*q));
+    q->kind = kind;
+    q->cmd = (char *)(q + 1);
+    q->len = total;
+    char *p = q->cmd;
     *p++ = '*';
     p = put_dec(p, argc);
     *p++ = '\r';
@@ -682,8 +687,11 @@ static char *format_command(size_t argc, const char *const *argv, const size_t *
         *p++ = '\r';
         *p++ = '\n';
     }
-    *len = total;
-    return cmd;
+    if (topic) {
+        q->topic = p;
+        memcpy(q->topic, topic, tl);
+    }
+    return q;
 }
 
 /* Queues one id for XACK (called with the bus lock). Returns false when
@@ -728,16 +736,9 @@ static void build_acks_locked(struct rctx *x, struct req ***tailp)
             argv[3 + i] = b->ids[b->n - n + i].id;
             argl[3 + i] = b->ids[b->n - n + i].len;
         }
-        size_t len = 0;
-        struct req *q = calloc(1, sizeof(*q));
-        char *cmd = q ? format_command(3 + n, argv, argl, &len) : NULL;
-        if (!cmd) {
-            free(q);
+        struct req *q = req_new(REQ_ACK, NULL, 3 + n, argv, argl);
+        if (!q)
             return; /* try again next round */
-        }
-        q->kind = REQ_ACK;
-        q->cmd = cmd;
-        q->len = len;
         q->deadline = UINT64_MAX;
         **tailp = q;
         *tailp = &q->next;
@@ -751,50 +752,63 @@ static void build_acks_locked(struct rctx *x, struct req ***tailp)
     }
 }
 
-/* Moves waiting requests and pending acks to the sent list, within the
- * pipeline bounds. */
-static void feed(struct rctx *x)
+static void sent_append(struct rctx *x, struct req *q)
+{
+    q->next = NULL;
+    if (x->sent_tail)
+        x->sent_tail->next = q;
+    else
+        x->sent_head = q;
+    x->sent_tail = q;
+    if (!x->wr) {
+        x->wr = q;
+        x->wr_off = 0;
+    }
+    x->nunreplied++;
+    x->unreplied_bytes += q->len;
+}
+
+static bool room(const struct rctx *x)
+{
+    return x->nunreplied < R_MAX_UNREPLIED && x->unreplied_bytes < R_MAX_UNREPLIED_BYTES;
+}
+
+/* One lock for each turn of the bus thread: moves waiting requests and
+ * due acks to the sent list (within the pipeline bounds), and decides how
+ * long the coming poll may sleep (*timeout_ms; 0 when work is left). From
+ * here until that poll returns the thread counts as sleeping: a publish or
+ * an ack made meanwhile wakes it through the eventfd when it must. */
+static void feed(struct rctx *x, int *timeout_ms)
 {
     struct req *acks = NULL, **at = &acks;
     pthread_mutex_lock(&x->lock);
-    if (acks_due_locked(x, now_ns()))
+    uint64_t now = now_ns();
+    if (acks_due_locked(x, now))
         build_acks_locked(x, &at);
-    while (x->wait_head && x->nunreplied < R_MAX_UNREPLIED &&
-           x->unreplied_bytes < R_MAX_UNREPLIED_BYTES) {
+    while (x->wait_head && room(x)) {
         struct req *q = x->wait_head;
         x->wait_head = q->next;
         if (!x->wait_head)
             x->wait_tail = NULL;
-        q->next = NULL;
-        if (x->sent_tail)
-            x->sent_tail->next = q;
-        else
-            x->sent_head = q;
-        x->sent_tail = q;
-        if (!x->wr) {
-            x->wr = q;
-            x->wr_off = 0;
-        }
-        x->nunreplied++;
-        x->unreplied_bytes += q->len;
+        sent_append(x, q);
     }
+    for (struct req *q = acks, *n; q; q = n) {
+        n = q->next;
+        sent_append(x, q);
+    }
+    bool more = room(x) && (x->wait_head || acks_due_locked(x, now));
+    int timeout = more ? 0 : 100;
+    if (!more && room(x) && x->dirty) {
+        /* acks waiting for company (not due yet): up when they are */
+        uint64_t due = x->ack_since + MS(R_ACK_DELAY_MS);
+        timeout = due > now ? (int)((due - now) / 1000000u) + 1 : 1;
+    }
+    x->sleeping = !more;
+    x->sleep_until = now + MS(timeout);
+    x->replies_due = x->sent_head != NULL;
+    x->held = 0;
     pthread_mutex_unlock(&x->lock);
-    while (acks) {
-        struct req *q = acks;
-        acks = q->next;
-        q->next = NULL;
-        if (x->sent_tail)
-            x->sent_tail->next = q;
-        else
-            x->sent_head = q;
-        x->sent_tail = q;
-        if (!x->wr) {
-            x->wr = q;
-            x->wr_off = 0;
-        }
-        x->nunreplied++;
-        x->unreplied_bytes += q->len;
-    }
+    *timeout_ms = timeout;
 }
 
 /* Writes what it can. Returns 0, or -1 when the connection broke. */
@@ -938,6 +952,7 @@ static void *cmd_run(void *arg)
     for (;;) {
         uint64_t now = now_ns();
         pthread_mutex_lock(&x->lock);
+        x->sleeping = false;
         bool closing = x->closing;
         bool drained = closing && cmd_idle_locked(x) && !x->sent_head;
         bool late = closing && now >= x->drain_deadline;
@@ -971,14 +986,13 @@ static void *cmd_run(void *arg)
             int fl = fcntl(x->c->fd, F_GETFL);
             fcntl(x->c->fd, F_SETFL, fl | O_NONBLOCK);
             x->c->flags &= ~REDIS_BLOCK;
-            pthread_mutex_lock(&x->lock);
             if (mb > 0)
-                x->max_bulk = mb;
-            pthread_mutex_unlock(&x->lock);
+                atomic_store_explicit(&x->max_bulk, mb, memory_order_relaxed);
             x->last_read = x->last_write = now_ns();
             set_state(x, true, 0, "");
         }
-        feed(x);
+        int timeout;
+        feed(x, &timeout);
         short ev = POLLIN;
         if (x->wr) {
             if (cmd_write(x, why, sizeof(why)) != 0) {
@@ -988,26 +1002,8 @@ static void *cmd_run(void *arg)
             if (x->wr)
                 ev |= POLLOUT;
         }
-        pthread_mutex_lock(&x->lock);
-        now = now_ns();
-        bool room = x->nunreplied < R_MAX_UNREPLIED && x->unreplied_bytes < R_MAX_UNREPLIED_BYTES;
-        bool more = room && (x->wait_head || acks_due_locked(x, now));
-        int timeout = 100;
-        if (!more && room && x->dirty) {
-            /* acks waiting for company (not due yet): up when they are */
-            uint64_t due = x->ack_since + MS(R_ACK_DELAY_MS);
-            timeout = due > now ? (int)((due - now) / 1000000u) + 1 : 1;
-        }
-        x->sleeping = !more;
-        x->sleep_until = now + MS(timeout);
-        x->replies_due = x->sent_head != NULL;
-        x->held = 0;
-        pthread_mutex_unlock(&x->lock);
         short rev = 0;
-        cmd_poll(x, x->c->fd, ev, more ? 0 : timeout, &rev);
-        pthread_mutex_lock(&x->lock);
-        x->sleeping = false;
-        pthread_mutex_unlock(&x->lock);
+        cmd_poll(x, x->c->fd, ev, timeout, &rev);
         if (rev & (POLLIN | POLLHUP | POLLERR)) {
             if (cmd_read(x, rbuf, why, sizeof(why)) != 0) {
                 cmd_lost(x, why);
@@ -1144,9 +1140,7 @@ static int r_publish(void *ctx, const char *topic, struct ofe_pub *p, char *errs
         ofe_hdrs_fini(&f);
         return rc;
     }
-    pthread_mutex_lock(&x->lock);
-    int64_t limit = x->max_bulk;
-    pthread_mutex_unlock(&x->lock);
+    int64_t limit = atomic_load_explicit(&x->max_bulk, memory_order_relaxed);
     int64_t total = 0;
     for (size_t i = 0; i < f.n; i++) {
         total += (int64_t)(f.v[i].name_len + f.v[i].value_len);
@@ -1176,9 +1170,9 @@ static int r_publish(void *ctx, const char *topic, struct ofe_pub *p, char *errs
     bool heap = cap > 72;
     const char **argv = heap ? malloc(cap * sizeof(*argv)) : argv_s;
     size_t *argl = heap ? malloc(cap * sizeof(*argl)) : argl_s;
-    struct req *q = calloc(1, sizeof(*q));
+    struct req *q = NULL;
     char num[48];
-    if (!argv || !argl || !q || !(q->topic = strdup(topic)))
+    if (!argv || !argl)
         goto nomem;
 #define ARG(s, l) (argv[argc] = (s), argl[argc++] = (l))
     ARG("XADD", 4);
@@ -1203,14 +1197,13 @@ static int r_publish(void *ctx, const char *topic, struct ofe_pub *p, char *errs
         ARG(f.v[i].value, f.v[i].value_len);
     }
 #undef ARG
-    if (!(q->cmd = format_command(argc, argv, argl, &q->len)))
+    if (!(q = req_new(REQ_PUB, topic, argc, argv, argl)))
         goto nomem;
     if (heap) {
         free(argv);
         free(argl);
     }
     ofe_hdrs_fini(&f);
-    q->kind = REQ_PUB;
     q->p = p;
     q->deadline = now_ns() + MS(ofe_bus__opts(x->bus)->publish_timeout_ms);
     pthread_mutex_lock(&x->lock);
@@ -1231,8 +1224,6 @@ nomem:
         free(argv);
         free(argl);
     }
-    if (q)
-        req_free(q);
     ofe_hdrs_fini(&f);
     return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
 }

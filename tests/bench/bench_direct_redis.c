@@ -29,8 +29,8 @@ struct rb_state {
  * took CPU from whichever side was running then. */
 static void *start_kind(enum tu_server_kind kind, char *why, size_t why_size)
 {
-    const char *redis_extra[] = {"--appendfsync", "everysec", "--auto-aof-rewrite-percentage",
-                                 "0", NULL};
+    const char *redis_extra[] = {"--appendfsync", "everysec", "--auto-aof-rewrite-percentage", "0",
+                                 NULL};
     struct tu_server *srv = tu_server_start(kind, kind == TU_REDIS ? redis_extra : NULL);
     if (!srv) {
         snprintf(why, why_size, "%s did not start",

@@ -254,8 +254,7 @@ int main(int argc, char **argv)
                 double c0 = cpu_now();
                 if (direct && be->direct(st, dtopic, &p, &rd) != 0)
                     snprintf(err, sizeof(err), "direct: %s", rd.err);
-                else if (!direct &&
-                         run_abstraction(be, st, atopic, &p, pool, npool, &ra) != 0)
+                else if (!direct && run_abstraction(be, st, atopic, &p, pool, npool, &ra) != 0)
                     snprintf(err, sizeof(err), "abstraction: %s", ra.err);
                 *(direct ? &cd : &ca) = cpu_now() - c0;
             }
@@ -267,8 +266,9 @@ int main(int argc, char **argv)
                 cpu_a = ca * 1e6 / (double)p.n;
             double a = (double)p.n / ra.secs, d = (double)p.n / rd.secs;
             if (verbose)
-                fprintf(stderr, "%s round %d: abstraction %.0f/s (publish %.0f/s), direct %.0f/s "
-                                "(publish %.0f/s)\n",
+                fprintf(stderr,
+                        "%s round %d: abstraction %.0f/s (publish %.0f/s), direct %.0f/s "
+                        "(publish %.0f/s)\n",
                         be->name, r + 1, a, (double)p.n / ra.pub_secs, d,
                         (double)p.n / rd.pub_secs);
             if (a > best_a) {
