@@ -49,6 +49,7 @@ struct jpub {
     uint64_t deadline_ns; /* publish_timeout_ms after the publish */
     uint64_t due_ns;      /* in the retry list: when to send again */
     unsigned attempts;
+    bool linked;   /* in b->pubs */
     bool retrying; /* in the retry list */
     char last_err[200];
     struct jpub *prev, *next; /* b->pubs */
@@ -415,6 +416,9 @@ bool js__usable(struct js_bus *b)
 
 static void list_del(struct js_bus *b, struct jpub *jp)
 {
+    if (!jp->linked)
+        return;
+    jp->linked = false;
     if (jp->prev)
         jp->prev->next = jp->next;
     else
@@ -593,9 +597,11 @@ out:
 
 enum submit_result { SUBMITTED, SUBMIT_RETRY, SUBMIT_FAIL };
 
-/* Hands one attempt of jp to cnats. On SUBMIT_FAIL, *err/errmsg say why
- * and jp is still linked (the caller unlinks and finishes it). Runs without
- * the lock. */
+/* Hands one attempt of jp to cnats; the first one (jp not linked yet)
+ * also puts jp in b->pubs, in the same lock section (one lock per publish
+ * on the hot path: the PubAck thread takes it too). On SUBMIT_FAIL,
+ * *err/errmsg say why and the caller unlinks (if linked) and finishes jp.
+ * Runs without the lock. */
 static enum submit_result submit(struct js_bus *b, struct jpub *jp, int *err, char *errmsg,
                                  size_t errmsg_size)
 {
@@ -616,6 +622,20 @@ static enum submit_result submit(struct js_bus *b, struct jpub *jp, int *err, ch
         return SUBMIT_FAIL;
     }
     pthread_mutex_lock(&b->lock);
+    if (!jp->linked) {
+        if (b->closing) {
+            pthread_mutex_unlock(&b->lock);
+            natsMsg_Destroy(m);
+            *err = ofe_err(errmsg, errmsg_size, OFE_ECLOSED, "publish: the bus is closing");
+            return SUBMIT_FAIL;
+        }
+        jp->linked = true;
+        jp->next = b->pubs;
+        if (b->pubs)
+            b->pubs->prev = jp;
+        b->pubs = jp;
+        b->npubs++;
+    }
     uint64_t now = js__now_ns();
     if (now >= jp->deadline_ns) {
         *err = deadline_error(b, jp, errmsg, errmsg_size);
@@ -744,29 +764,24 @@ static int js_publish(void *ctx, const char *topic, struct ofe_pub *p, char *err
     memcpy(jp->subject, subject, slen + 1);
     jp->p = p;
     jp->deadline_ns = js__now_ns() + (uint64_t)ofe_bus__opts(b->bus)->publish_timeout_ms * 1000000u;
-    pthread_mutex_lock(&b->lock);
     if (b->closing) {
-        pthread_mutex_unlock(&b->lock);
         free(jp);
         return ofe_err(errstr, errstr_size, OFE_ECLOSED, "publish: the bus is closing");
     }
-    b->publishers++;
-    jp->next = b->pubs;
-    if (b->pubs)
-        b->pubs->prev = jp;
-    b->pubs = jp;
-    b->npubs++;
-    pthread_mutex_unlock(&b->lock);
-
+    atomic_fetch_add(&b->publishers, 1);
     int err = 0;
     enum submit_result r = submit(b, jp, &err, errstr, errstr_size);
-    pthread_mutex_lock(&b->lock);
-    if (r == SUBMIT_FAIL)
+    if (r == SUBMIT_FAIL) {
+        pthread_mutex_lock(&b->lock);
         unlink_pub(b, jp);
-    b->publishers--;
-    if (b->closing)
+        pthread_mutex_unlock(&b->lock);
+    }
+    /* the last one out wakes close(), which waits under the lock */
+    if (atomic_fetch_sub(&b->publishers, 1) == 1 && b->closing) {
+        pthread_mutex_lock(&b->lock);
         pthread_cond_broadcast(&b->cond);
-    pthread_mutex_unlock(&b->lock);
+        pthread_mutex_unlock(&b->lock);
+    }
     if (r == SUBMIT_FAIL) {
         /* a bad event fails the call; the core then forgets p */
         free(jp);
@@ -780,6 +795,7 @@ static int js_publish(void *ctx, const char *topic, struct ofe_pub *p, char *err
 static void *mgmt_run(void *arg)
 {
     struct js_bus *b = arg;
+    pthread_setname_np(pthread_self(), "ofe-js-mgmt");
     char err[512];
     pthread_mutex_lock(&b->lock);
     while (!b->mgmt_stop) {

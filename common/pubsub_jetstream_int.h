@@ -14,6 +14,7 @@
 
 #include <nats/nats.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -62,8 +63,8 @@ struct js_bus {
     pthread_cond_t cond; /* state changes: connection, publishes resolved */
     pthread_t mgmt;
     bool mgmt_started, mgmt_stop;
-    bool closing;
-    unsigned publishers; /* threads inside ops->publish */
+    atomic_bool closing;    /* set under lock; read without it by js_publish */
+    atomic_uint publishers; /* threads inside ops->publish */
     bool connected;
     bool ever_connected;
     uint64_t epoch;    /* disconnections so far */

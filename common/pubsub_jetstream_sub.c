@@ -518,6 +518,7 @@ static void *cons_run(void *arg)
     struct jcons *c = arg;
     struct jsub *s = c->s;
     struct js_bus *b = s->b;
+    pthread_setname_np(pthread_self(), "ofe-js-cons");
     char err[512];
     while (!stopping(s)) {
         if (!c->nsub) {

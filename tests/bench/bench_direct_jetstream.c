@@ -113,6 +113,7 @@ static void on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, v
 static void *publisher(void *arg)
 {
     struct direct *d = arg;
+    pthread_setname_np(pthread_self(), "direct-pub"); /* cnats's threads inherit it */
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     jsOptions jo;
@@ -155,6 +156,7 @@ out:
 static void *consumer(void *arg)
 {
     struct direct *d = arg;
+    pthread_setname_np(pthread_self(), "direct-cons");
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     natsSubscription *sub = NULL;
