@@ -477,11 +477,12 @@ static void schedule_retry(struct js_bus *b, struct jpub *jp, uint64_t now)
     pthread_cond_broadcast(&b->cond);
 }
 
-/* The error a publish fails with at its deadline (lock held). */
-static int deadline_error(struct js_bus *b, struct jpub *jp, char *buf, size_t size)
+/* The error a publish fails with at its deadline, connected or not. */
+static int deadline_text(const struct js_bus *b, const struct jpub *jp, bool connected, char *buf,
+                         size_t size)
 {
     uint32_t ms = ofe_bus__opts(b->bus)->publish_timeout_ms;
-    if (!b->connected) {
+    if (!connected) {
         snprintf(buf, size,
                  "jetstream: not confirmed within %" PRIu32 " ms: not connected to %s (%s)", ms,
                  b->urls, jp->last_err[0] ? jp->last_err : "reconnecting");
@@ -491,6 +492,12 @@ static int deadline_error(struct js_bus *b, struct jpub *jp, char *buf, size_t s
              b->stream, ms, jp->last_err[0] ? " (last error: " : "", jp->last_err,
              jp->last_err[0] ? ")" : "");
     return OFE_ETIMEDOUT;
+}
+
+/* The same, lock held. */
+static int deadline_error(struct js_bus *b, struct jpub *jp, char *buf, size_t size)
+{
+    return deadline_text(b, jp, b->connected, buf, size);
 }
 
 /* Builds the NATS message of an event. Returns 0, OFE_EINVAL (invalid
@@ -653,14 +660,19 @@ static enum submit_result submit(struct js_bus *b, struct jpub *jp, int *err, ch
     b->published = true;
     jp->sent_epoch = b->epoch;
     jp->attempts++;
-    int64_t maxwait = (int64_t)((jp->deadline_ns - now + 999999u) / 1000000u);
+    /* The management thread fails it at its deadline if no PubAck came
+     * (not cnats's MaxWait: that keeps a record per publish for the whole
+     * timeout even after its PubAck, and sends a timeout through the
+     * dispatcher for each one when it ends). */
+    if (jp->deadline_ns < b->expiry_ns) {
+        b->expiry_ns = jp->deadline_ns;
+        if (b->expiry_ns < b->mgmt_wake_ns)
+            pthread_cond_broadcast(&b->cond);
+    }
     pthread_mutex_unlock(&b->lock);
 
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = maxwait > 0 ? maxwait : 1;
     natsMsg *tmp = m;
-    natsStatus s = js_PublishMsgAsync(b->js, &tmp, &po);
+    natsStatus s = js_PublishMsgAsync(b->js, &tmp, NULL);
     if (s == NATS_OK)
         return SUBMITTED;
     char txt[256];
@@ -847,6 +859,41 @@ static void *mgmt_run(void *arg)
             pthread_cond_broadcast(&b->cond);
             continue;
         }
+        /* Fail what was sent and got no PubAck by its deadline. cnats keeps
+         * the message (its PubAck, if it comes, is ignored; close takes it
+         * back). */
+        now = js__now_ns();
+        if (now >= b->expiry_ns) {
+            struct jpub *expired = NULL;
+            uint64_t next = UINT64_MAX;
+            bool connected = b->connected;
+            for (struct jpub *jp = b->pubs, *jn; jp; jp = jn) {
+                jn = jp->next;
+                if (!jp->msg)
+                    continue; /* waiting to be sent again, or being sent */
+                if (jp->deadline_ns > now) {
+                    if (jp->deadline_ns < next)
+                        next = jp->deadline_ns;
+                    continue;
+                }
+                unlink_pub(b, jp);
+                jp->next = expired;
+                expired = jp;
+            }
+            b->expiry_ns = next;
+            if (expired) {
+                pthread_mutex_unlock(&b->lock);
+                while (expired) {
+                    struct jpub *n = expired->next;
+                    char txt[512];
+                    int code = deadline_text(b, expired, connected, txt, sizeof(txt));
+                    finish(expired, code, txt);
+                    expired = n;
+                }
+                pthread_mutex_lock(&b->lock);
+                continue;
+            }
+        }
         /* Send what is due again, one at a time (submit takes the lock). */
         now = js__now_ns();
         struct jpub *due = NULL;
@@ -875,6 +922,9 @@ static void *mgmt_run(void *arg)
                 wake = jp->due_ns;
         if (b->connected && (!b->stream_ok || b->stream_check) && b->stream_next_ns < wake)
             wake = b->stream_next_ns;
+        if (b->expiry_ns < wake)
+            wake = b->expiry_ns;
+        b->mgmt_wake_ns = wake;
         if (wake > now) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1083,6 +1133,7 @@ static int js_open(struct ofe_bus *bus, const void *def, void **ctx, char *errst
         return ofe_err(errstr, errstr_size, OFE_ENOMEM, "out of memory");
     b->bus = bus;
     b->comp = ofe_bus__opts(bus)->component;
+    b->expiry_ns = b->mgmt_wake_ns = UINT64_MAX;
     /* held briefly by publishers and the PubAck thread at once: spin a
      * little before sleeping */
     pthread_mutexattr_t ma;

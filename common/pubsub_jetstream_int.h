@@ -73,6 +73,8 @@ struct js_bus {
     bool stream_check; /* look at the stream again (after a reconnect, a 503) */
     unsigned stream_attempt;
     uint64_t stream_next_ns;
+    uint64_t expiry_ns;    /* no publish sent to cnats expires before (UINT64_MAX: none) */
+    uint64_t mgmt_wake_ns; /* when the management thread wakes up next */
     char stream_err[300];
     char async_err[300]; /* last connection error known (cleared on connect) */
     bool closed_cb;      /* the connection's closed callback has run */

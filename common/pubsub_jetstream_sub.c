@@ -40,6 +40,7 @@
 #define PULL_EXPIRES_MS 1000 /* how long the server keeps a pull request */
 #define PULL_GRACE_MS   250  /* after which a request surely brings nothing */
 #define WAIT_MS         200  /* longest wait in the loop: bounds how long stop takes */
+#define UPDATE_TRIES    3    /* failed updates of a consumer's settings before keeping them */
 
 struct jsub;
 
@@ -60,6 +61,7 @@ struct jcons {
     pthread_t thr;
     bool started;
     unsigned attempt;
+    unsigned update_failures; /* in a row, for this consumer */
     char err[300];
     struct ofe_gauge *g_pending;
 };
@@ -195,16 +197,28 @@ static int make_consumer(struct jcons *c, char *errstr, size_t errstr_size)
             }
             jsConsumerInfo *nci = NULL;
             s = js_UpdateConsumer(&nci, b->js, b->stream, &u, NULL, &jerr);
+            jsConsumerInfo_Destroy(nci);
+            if (s != NATS_OK && ++c->update_failures < UPDATE_TRIES) {
+                /* Try again from the lookup: the consumer may be going away
+                 * (an operator deleting it: nats-server 2.9 then answers
+                 * "error creating store for consumer" and a pull on it never
+                 * gets an answer), and the next lookup creates it afresh. */
+                int rc = ofe_err(errstr, errstr_size, OFE_EREMOTE,
+                                 "consumer %s: the update of its settings failed: %s", c->durable,
+                                 js__errtext(s, txt, sizeof(txt)));
+                jsConsumerInfo_Destroy(ci);
+                return rc;
+            }
             if (s != NATS_OK)
                 OFE_WARN(b->comp, "jetstream",
-                         "consumer %s: keeping its settings, the update failed: %s", c->durable,
-                         js__errtext(s, txt, sizeof(txt)));
+                         "consumer %s: keeping its settings, the update failed %u times: %s",
+                         c->durable, c->update_failures, js__errtext(s, txt, sizeof(txt)));
             else
                 OFE_INFO(b->comp, "jetstream",
                          "consumer %s: updated ackWait/maxDeliver/backOff/maxAckPending",
                          c->durable);
-            jsConsumerInfo_Destroy(nci);
         }
+        c->update_failures = 0;
         jsConsumerInfo_Destroy(ci);
         ci = NULL;
     } else if (jerr == JSConsumerNotFoundErr) {
