@@ -78,6 +78,11 @@ def metrics(port):
     return out
 
 
+class PortTaken(Exception):
+    """A daemon could not bind a port chosen free a moment before (another
+    program took it meanwhile): the run starts over on other ports."""
+
+
 class Runner:
     def __init__(self, args):
         self.args = args
@@ -102,6 +107,11 @@ class Runner:
         f.close()
         self.procs.append((name, p, log))
         if wait_for and not wait_port(wait_for, 15):
+            with open(log, errors="replace") as f:
+                taken = "Address already in use" in f.read()
+            if taken:
+                self.stop()
+                raise PortTaken(f"{name}: a port chosen for it was taken meanwhile")
             self.fail(f"{name} did not start listening on port {wait_for}", log)
         return p
 
@@ -316,23 +326,31 @@ def main():
     ap.add_argument("--expect", type=int, default=0,
                     help="exit 1 unless the function received at least this many events (tests)")
     args = ap.parse_args()
-    r = Runner(args)
+    cur = [None]
 
     def on_signal(sig, frame):
         print("\ndemo: stopping (draining in-flight events)...")
-        r.stop()
+        if cur[0]:
+            cur[0].stop()
         print("demo: stopped; no process left behind.")
         sys.exit(0)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    try:
-        seen = r.run()
-    except SystemExit:
-        raise
-    except BaseException:
-        r.stop()
-        raise
+    for attempt in range(3):
+        r = cur[0] = Runner(args)
+        try:
+            seen = r.run()
+            break
+        except PortTaken as e:
+            if attempt == 2:
+                sys.exit(f"demo: {e} (three times)")
+            print(f"demo: {e}; starting over on other ports", file=sys.stderr)
+        except SystemExit:
+            raise
+        except BaseException:
+            r.stop()
+            raise
     r.stop()
     print(f"demo: stopped after {args.duration:g} s; the function received {seen} event(s).")
     if args.expect and seen < args.expect:
