@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ofe/arena.h"
 #include "ofe/cesql.h"
 
 /* ---- Values ------------------------------------------------------------ */
@@ -25,9 +26,7 @@ struct cv {
 /* ---- Arena (the expression's memory: one free) ------------------------- */
 
 struct cesql_arena {
-    void *chunks;
-    char *cur;
-    size_t used, size;
+    struct ofe_arena a; /* zeroed: 4 KiB chunks */
 };
 void *cesql__arena_alloc(struct cesql_arena *a, size_t n);
 char *cesql__arena_strdup(struct cesql_arena *a, const char *s, size_t n);

@@ -24,55 +24,23 @@
 
 /* ---- Arena ------------------------------------------------------------- */
 
-struct arena_chunk {
-    struct arena_chunk *next;
-    size_t size;
-    /* data follows, aligned */
-};
-
-#define ARENA_HDR ((sizeof(struct arena_chunk) + 15) & ~(size_t)15)
-
+/* Zeroed memory: nodes are built field by field. */
 void *cesql__arena_alloc(struct cesql_arena *a, size_t n)
 {
-    n = (n + 15) & ~(size_t)15;
-    if (!a->cur || a->used + n > a->size) {
-        size_t size = n > 4096 - ARENA_HDR ? n : 4096 - ARENA_HDR;
-        struct arena_chunk *c = malloc(ARENA_HDR + size);
-        if (!c)
-            return NULL;
-        c->next = a->chunks;
-        c->size = size;
-        a->chunks = c;
-        a->cur = (char *)c + ARENA_HDR;
-        a->used = 0;
-        a->size = size;
-    }
-    void *p = a->cur + a->used;
-    a->used += n;
-    memset(p, 0, n);
+    void *p = ofe_arena_alloc(&a->a, n);
+    if (p)
+        memset(p, 0, n);
     return p;
 }
 
 char *cesql__arena_strdup(struct cesql_arena *a, const char *s, size_t n)
 {
-    char *d = cesql__arena_alloc(a, n + 1);
-    if (d) {
-        if (n)
-            memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
+    return ofe_arena_strdup(&a->a, s, n);
 }
 
 void cesql__arena_free(struct cesql_arena *a)
 {
-    struct arena_chunk *c = a->chunks;
-    while (c) {
-        struct arena_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
-    memset(a, 0, sizeof(*a));
+    ofe_arena_fini(&a->a);
 }
 
 /* ---- Parser ------------------------------------------------------------ */

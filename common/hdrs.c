@@ -1,27 +1,17 @@
 /* Header lists for the protocol binding codecs: HTTP headers, Kafka
  * headers, MQTT 5 user properties, NATS headers, Redis stream fields.
  *
- * Copied strings go to a chain of chunks that never move, so a pointer
- * handed out stays valid until reset/fini. reset keeps one chunk big
- * enough for the last round, so a list reused per message stops
+ * Copied strings go to an arena (ofe/arena.h): they never move, so a
+ * pointer handed out stays valid until reset/fini, and reset keeps one
+ * chunk big enough for the last round, so a list reused per message stops
  * allocating after the first few messages. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ce_int.h"
+#include "ofe/arena.h"
 #include "ofe/err.h"
-
-struct hdrs_chunk {
-    struct hdrs_chunk *next;
-    size_t size;
-    _Alignas(8) char mem[];
-};
-
-struct hdrs_arena {
-    struct hdrs_chunk *head; /* current chunk first */
-    char *p, *end;
-    size_t total; /* bytes of all chunks */
-};
 
 #define HDRS_CHUNK_MIN 512
 
@@ -33,23 +23,10 @@ void ofe_hdrs_init(struct ofe_hdrs *h)
     h->arena = NULL;
 }
 
-static void free_chunks(struct hdrs_arena *a)
-{
-    struct hdrs_chunk *c = a->head;
-    while (c) {
-        struct hdrs_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
-    a->head = NULL;
-    a->p = a->end = NULL;
-    a->total = 0;
-}
-
 void ofe_hdrs_fini(struct ofe_hdrs *h)
 {
     if (h->arena) {
-        free_chunks(h->arena);
+        ofe_arena_fini(h->arena);
         free(h->arena);
     }
     free(h->v);
@@ -61,50 +38,20 @@ void ofe_hdrs_reset(struct ofe_hdrs *h)
 {
     h->n = 0;
     ofe_buf_reset(&h->store);
-    struct hdrs_arena *a = h->arena;
-    if (!a || !a->head)
-        return;
-    if (a->head->next) {
-        /* several chunks: replace them by one of the total size */
-        size_t total = a->total;
-        free_chunks(a);
-        struct hdrs_chunk *c = malloc(sizeof(*c) + total);
-        if (!c)
-            return; /* the next add allocates again */
-        c->next = NULL;
-        c->size = total;
-        a->head = c;
-        a->total = total;
-    }
-    a->p = a->head->mem;
-    a->end = a->head->mem + a->head->size;
+    if (h->arena)
+        ofe_arena_reset(h->arena, SIZE_MAX);
 }
 
 char *ofe_hdrs__alloc(struct ofe_hdrs *h, size_t n)
 {
-    struct hdrs_arena *a = h->arena;
-    if (!a) {
-        a = h->arena = calloc(1, sizeof(*a));
+    if (!h->arena) {
+        struct ofe_arena *a = malloc(sizeof(*a));
         if (!a)
             return NULL;
+        *a = (struct ofe_arena)OFE_ARENA_INIT(HDRS_CHUNK_MIN);
+        h->arena = a;
     }
-    if ((size_t)(a->end - a->p) < n) {
-        size_t size = a->total > HDRS_CHUNK_MIN ? a->total : HDRS_CHUNK_MIN;
-        if (size < n)
-            size = n;
-        struct hdrs_chunk *c = malloc(sizeof(*c) + size);
-        if (!c)
-            return NULL;
-        c->next = a->head;
-        c->size = size;
-        a->head = c;
-        a->total += size;
-        a->p = c->mem;
-        a->end = c->mem + size;
-    }
-    char *r = a->p;
-    a->p += n;
-    return r;
+    return ofe_arena_bytes(h->arena, n);
 }
 
 int ofe_hdrs_add_ref(struct ofe_hdrs *h, const char *name, size_t nlen, const char *value,

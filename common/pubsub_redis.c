@@ -44,6 +44,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "ofe/arena.h"
 #include "ofe/config.h"
 #include "ofe/err.h"
 #include "ofe/log.h"
@@ -1270,72 +1271,11 @@ struct islot {
 #define R_ARENA_MIN (64 * 1024)
 #define R_ARENA_MAX (8 * 1024 * 1024) /* kept across reads at most */
 
-struct rchunk {
-    struct rchunk *next;
-    size_t cap, used;
-    char mem[];
-};
-
-struct rarena {
-    struct rchunk *head; /* current chunk first */
-};
-
-static void *arena_alloc(struct rarena *a, size_t n)
-{
-    n = (n + 15) & ~(size_t)15;
-    struct rchunk *c = a->head;
-    if (!c || c->cap - c->used < n) {
-        size_t cap = R_ARENA_MIN; /* doubling up to R_ARENA_MAX, or n */
-        if (c && c->cap * 2 > cap)
-            cap = c->cap * 2 < R_ARENA_MAX ? c->cap * 2 : R_ARENA_MAX;
-        if (n > cap)
-            cap = n;
-        struct rchunk *nc = malloc(sizeof(*nc) + cap);
-        if (!nc)
-            return NULL;
-        nc->cap = cap;
-        nc->used = 0;
-        nc->next = c;
-        a->head = c = nc;
-    }
-    void *p = c->mem + c->used;
-    c->used += n;
-    return p;
-}
-
-/* Forgets every allocation. Keeps one chunk: the newest (largest), when it
- * is within R_ARENA_MAX. */
-static void arena_reset(struct rarena *a)
-{
-    struct rchunk *keep = a->head;
-    if (keep && keep->cap > R_ARENA_MAX)
-        keep = NULL;
-    for (struct rchunk *c = a->head, *n; c; c = n) {
-        n = c->next;
-        if (c != keep)
-            free(c);
-    }
-    if (keep) {
-        keep->used = 0;
-        keep->next = NULL;
-    }
-    a->head = keep;
-}
-
-static void arena_fini(struct rarena *a)
-{
-    for (struct rchunk *c = a->head, *n; c; c = n) {
-        n = c->next;
-        free(c);
-    }
-    a->head = NULL;
-}
-
-static __thread struct rarena *tl_arena; /* set while a read builds its reply */
+static __thread struct ofe_arena *tl_arena; /* set while a read builds its reply */
 
 static redisReply *arena_node(const redisReadTask *t, int type)
 {
-    redisReply *r = arena_alloc(tl_arena, sizeof(*r));
+    redisReply *r = ofe_arena_alloc(tl_arena, sizeof(*r));
     if (!r)
         return NULL;
     memset(r, 0, sizeof(*r));
@@ -1347,7 +1287,7 @@ static redisReply *arena_node(const redisReadTask *t, int type)
 
 static void *arena_string(const redisReadTask *t, char *str, size_t len)
 {
-    char *buf = arena_alloc(tl_arena, len + 1);
+    char *buf = ofe_arena_bytes(tl_arena, len + 1);
     if (!buf)
         return NULL;
     redisReply *r = arena_node(t, t->type);
@@ -1364,7 +1304,7 @@ static void *arena_array(const redisReadTask *t, int n)
 {
     redisReply **el = NULL;
     if (n > 0) {
-        if (!(el = arena_alloc(tl_arena, (size_t)n * sizeof(*el))))
+        if (!(el = ofe_arena_alloc(tl_arena, (size_t)n * sizeof(*el))))
             return NULL;
         memset(el, 0, (size_t)n * sizeof(*el));
     }
@@ -1420,7 +1360,7 @@ struct rsub {
     unsigned asked;                        /* entries the last XREADGROUP asked for */
     size_t rr;                             /* first stream of the next read when not all fit */
     struct ofe_gauge **g_lag, **g_pending; /* per topic, when the bus has metrics */
-    struct rarena arena;                   /* the last XREADGROUP reply */
+    struct ofe_arena arena;                /* the last XREADGROUP reply */
     /* under ctx lock */
     struct rsub *next;
     bool up;
@@ -1880,7 +1820,7 @@ static int read_new(struct rsub *s, unsigned cap, uint32_t block_ms, bool may_re
     void *rp = NULL;
     redisReader *rd = s->c->reader;
     redisReplyObjectFunctions *own = rd->fn;
-    arena_reset(&s->arena);
+    ofe_arena_reset(&s->arena, R_ARENA_MAX);
     tl_arena = &s->arena;
     rd->fn = &arena_fns;
     int grc = redisGetReply(s->c, &rp);
@@ -2110,7 +2050,7 @@ static void *sub_run(void *arg)
 
 static void rsub_free(struct rsub *s)
 {
-    arena_fini(&s->arena);
+    ofe_arena_fini(&s->arena);
     free(s->g_lag);
     free(s->g_pending);
     free(s->buckets);
@@ -2151,6 +2091,7 @@ static int r_subscribe(void *ctx, struct ofe_sub *sub, void **sctx, char *errstr
     pthread_cond_init(&s->cond, NULL);
     s->x = x;
     s->sub = sub;
+    s->arena = (struct ofe_arena)OFE_ARENA_INIT(R_ARENA_MIN);
     s->group = x->cf.group ? x->cf.group : o->group;
     s->consumer = ofe_sub__consumer(sub);
     s->topics = o->topics;
