@@ -910,6 +910,46 @@ static void test_unreachable(void **state)
     assert_int_equal(ps.err_code, OFE_ECLOSED);
 }
 
+/* A server that stops answering while the connection stays up (frozen
+ * with SIGSTOP: no PubAck, no close): a publish fails at its deadline with
+ * OFE_ETIMEDOUT ("no PubAck"), kept by the backend itself; once the server
+ * runs again, publishing works. */
+static void test_no_puback(void **state)
+{
+    struct tu_server *srv = tu_server_start(TU_NATS, NULL);
+    assert_non_null(srv);
+    struct ofe_config_jetstream_bus j;
+    memset(&j, 0, sizeof(j));
+    j.nats_url = srv->url;
+    j.stream_name = "NOACK";
+    struct ofe_bus *b = NULL;
+    char err[512];
+    assert_int_equal(open_struct(&j, &b, err, sizeof(err), 1000), 0);
+    assert_true(wait_ready(b, 10000));
+    struct ofe_ce *ev = mkev(1, 8);
+    assert_int_equal(ofe_bus_publish_sync(b, "t", ev, err, sizeof(err)), 0);
+
+    assert_int_equal(kill(srv->proc->pid, SIGSTOP), 0);
+    struct pubs ps = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uint64_t t0 = now_ms();
+    for (int i = 0; i < 3; i++)
+        publish_async(b, "t", &ps, i, 8);
+    int done = pubs_wait(&ps, 3, 10000);
+    uint64_t took = now_ms() - t0;
+    kill(srv->proc->pid, SIGCONT);
+    fprintf(stderr, "frozen server: %d of 3 done after %" PRIu64 " ms: %s\n", done, took, ps.err);
+    assert_int_equal(done, 3);
+    assert_int_equal(ps.ok, 0);
+    assert_int_equal(ps.err_code, OFE_ETIMEDOUT);
+    assert_non_null(strstr(ps.err, "no PubAck"));
+
+    assert_true(wait_ready(b, 15000));
+    assert_int_equal(ofe_bus_publish_sync(b, "t", ev, err, sizeof(err)), 0);
+    ofe_ce_unref(ev);
+    ofe_bus_close(b, 1000);
+    tu_server_free(srv);
+}
+
 /* A wrong password: readiness carries the server's refusal; the right one
  * works. */
 static void test_auth(void **state)
@@ -1244,6 +1284,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_nats_streaming_eventbus),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_no_puback),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_max_payload),
