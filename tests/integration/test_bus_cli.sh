@@ -4,19 +4,8 @@
 # --pipe mass insertion), redis-benchmark, a second instance on the same
 # data directory (refused), SIGTERM (clean exit), restart (data kept).
 set -u
-BIN=${OFE_BUILD_DIR:-.}/eventbus/ofe-eventbus
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bus-cli.XXXXXX")
-PID=""
-fail=0
-cleanup() {
-    [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-die() { echo "FAIL: $*" >&2; fail=1; }
-expect() { # expect NAME WANT GOT
-    [ "$2" = "$3" ] || die "$1: want [$2] got [$3]"
-}
+NAME=bus-cli
+. "$(dirname "$0")/../lib/bus_test.sh"
 
 command -v redis-cli >/dev/null || { echo "redis-cli not installed"; exit 77; }
 
@@ -40,19 +29,9 @@ printf 'kind: EventBus\nspec: {embedded: {fsync: sometimes}}\n' > "$TMP/bad.yaml
 "$BIN" --config "$TMP/bad.yaml" --validate >/dev/null 2>&1; expect "--validate bad file" 2 $?
 
 # --- start --------------------------------------------------------------------
-start() {
-    "$BIN" --config "$TMP/${2:-bus.yaml}" --port 0 --http-port 0 --data-dir "$TMP/data" --requirepass s3 \
-        >>"$TMP/log" 2>&1 &
-    PID=$!
-    i=0
-    PORT=""
-    while [ $i -lt 100 ] && [ -z "$PORT" ]; do
-        # The Nth "ready" line of the log is this start's.
-        PORT=$(grep 'ready:' "$TMP/log" | sed -n "${1}s/.*RESP on 127\.0\.0\.1:\([0-9]*\).*/\1/p")
-        i=$((i + 1))
-        sleep 0.05
-    done
-    [ -n "$PORT" ] || { die "broker did not start"; cat "$TMP/log" >&2; exit 1; }
+start() { # start N [CONFIG]
+    bus_start "$1" -- --config "$TMP/${2:-bus.yaml}" --http-port 0 --data-dir "$TMP/data" \
+        --requirepass s3
 }
 start 1
 R="redis-cli -p $PORT -a s3 --no-auth-warning"

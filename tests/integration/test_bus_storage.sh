@@ -6,16 +6,8 @@
 # keep serving what it acknowledged, and after a restart (kill -9, no
 # limit) hold exactly the acknowledged entries and take writes again.
 set -u
-BIN=${OFE_BUILD_DIR:-.}/eventbus/ofe-eventbus
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bus-storage.XXXXXX")
-PID=""
-fail=0
-cleanup() {
-    [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-die() { echo "FAIL: $*" >&2; fail=1; }
+NAME=bus-storage
+. "$(dirname "$0")/../lib/bus_test.sh"
 
 command -v redis-cli >/dev/null || { echo "redis-cli not installed"; exit 77; }
 command -v prlimit >/dev/null || { echo "prlimit (util-linux) not installed"; exit 77; }
@@ -34,21 +26,11 @@ except Exception:
     print("000")
 PY
 }
-start() { # start N [prlimit args...]: the Nth "ready" line of the log is this start's
+start() { # start N [prlimit ARG...]
     n=$1
     shift
     HPORT=$(free_port)
-    "$@" "$BIN" --port 0 --http-port "$HPORT" --data-dir "$TMP/data" --fsync always \
-        >>"$TMP/log" 2>&1 &
-    PID=$!
-    i=0
-    PORT=""
-    while [ $i -lt 100 ] && [ -z "$PORT" ]; do
-        PORT=$(grep 'ready:' "$TMP/log" | sed -n "${n}s/.*RESP on 127\.0\.0\.1:\([0-9]*\).*/\1/p")
-        i=$((i + 1))
-        sleep 0.05
-    done
-    [ -n "$PORT" ] || { echo "FAIL: broker did not start" >&2; cat "$TMP/log" >&2; exit 1; }
+    bus_start "$n" "$@" -- --http-port "$HPORT" --data-dir "$TMP/data" --fsync always
     R="redis-cli -p $PORT"
 }
 
