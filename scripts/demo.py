@@ -34,9 +34,11 @@ def free_port():
     return p
 
 
-def wait_port(port, timeout):
+def wait_port(port, timeout, proc=None):
+    """Whether something listens on port within timeout (False at once
+    when proc, the process that should, has exited)."""
     end = time.time() + timeout
-    while time.time() < end:
+    while time.time() < end and (proc is None or proc.poll() is None):
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
             return True
@@ -106,7 +108,7 @@ class Runner:
                              env=self.env, start_new_session=True)
         f.close()
         self.procs.append((name, p, log))
-        if wait_for and not wait_port(wait_for, 15):
+        if wait_for and not wait_port(wait_for, 15, p):
             with open(log, errors="replace") as f:
                 taken = "Address already in use" in f.read()
             if taken:

@@ -15,3 +15,8 @@ foreach(sample demo eventsource-to-sink eventbus-and-trigger trigger-conditions 
             --build-dir ${PROJECT_BINARY_DIR} --duration 10 --interval 5 --expect ${expect}
     LABELS e2e)
 endforeach()
+# A port taken between choosing it and binding it: the demo starts over.
+ofe_script_test(demo_port_taken
+  COMMAND ${OFE_DEMO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/test_demo_port_taken.py
+          ${PROJECT_BINARY_DIR}
+  LABELS e2e)

@@ -1,0 +1,37 @@
+"""scripts/demo when a port it chose is taken before the daemon binds it
+(another program got it in between): the run starts over on other ports
+and still delivers. The port handed to ofe-eventbus's HTTP listener on the
+first try is held open here, so that start fails for real.
+
+Usage: test_demo_port_taken.py BUILD_DIR"""
+import importlib.util
+import os
+import socket
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+spec = importlib.util.spec_from_file_location("demo", os.path.join(ROOT, "scripts", "demo.py"))
+demo = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(demo)
+
+held = socket.socket()
+held.bind(("127.0.0.1", 0))
+held.listen(1)
+taken = held.getsockname()[1]
+real_free_port = demo.free_port
+calls = [0]
+
+
+def free_port():
+    # the second port of a run is the bus's HTTP port ("bushttp")
+    calls[0] += 1
+    return taken if calls[0] == 2 else real_free_port()
+
+
+demo.free_port = free_port
+sys.argv = ["demo", "--sample", "eventbus-and-trigger", "--build-dir", sys.argv[1],
+            "--duration", "6", "--interval", "3", "--expect", "1"]
+demo.main()  # exits 1 when nothing was delivered
+if calls[0] <= 6:
+    sys.exit("the run did not start over (%d ports chosen)" % calls[0])
+print("port taken: started over, events delivered: ok")
