@@ -912,8 +912,9 @@ static void test_unreachable(void **state)
 
 /* A server that stops answering while the connection stays up (frozen
  * with SIGSTOP: no PubAck, no close): a publish fails at its deadline with
- * OFE_ETIMEDOUT ("no PubAck"), kept by the backend itself; once the server
- * runs again, publishing works. */
+ * OFE_ETIMEDOUT ("no PubAck"), kept by the backend itself; meanwhile no
+ * more than max_pending publishes are accepted (OFE_EAGAIN); once the
+ * server runs again, publishing works. */
 static void test_no_puback(void **state)
 {
     struct tu_server *srv = tu_server_start(TU_NATS, NULL);
@@ -924,7 +925,12 @@ static void test_no_puback(void **state)
     j.stream_name = "NOACK";
     struct ofe_bus *b = NULL;
     char err[512];
-    assert_int_equal(open_struct(&j, &b, err, sizeof(err), 1000), 0);
+    struct ofe_config_busdesc d = {.kind = OFE_CONFIG_BUS_JETSTREAM,
+                                   .kind_name = "jetstream",
+                                   .options = &j.node,
+                                   .jetstream = &j};
+    struct ofe_bus_opts bo = {.component = "test-js", .publish_timeout_ms = 1000, .max_pending = 3};
+    assert_int_equal(ofe_bus_open(&d, &bo, &b, err, sizeof(err)), 0);
     assert_true(wait_ready(b, 10000));
     struct ofe_ce *ev = mkev(1, 8);
     assert_int_equal(ofe_bus_publish_sync(b, "t", ev, err, sizeof(err)), 0);
@@ -934,6 +940,10 @@ static void test_no_puback(void **state)
     uint64_t t0 = now_ms();
     for (int i = 0; i < 3; i++)
         publish_async(b, "t", &ps, i, 8);
+    int rc = ofe_bus_publish(b, "t", ev, NULL, NULL, err, sizeof(err));
+    fprintf(stderr, "a 4th publish: %s (%s)\n", ofe_strerror(rc), err);
+    assert_int_equal(rc, OFE_EAGAIN);
+    assert_non_null(strstr(err, "3 publishes are waiting"));
     int done = pubs_wait(&ps, 3, 10000);
     uint64_t took = now_ms() - t0;
     kill(srv->proc->pid, SIGCONT);
