@@ -782,15 +782,21 @@ static void test_nats_streaming_eventbus(void **state)
     coll_fini(&c);
 }
 
-static int open_struct(struct ofe_config_jetstream_bus *j, struct ofe_bus **b, char *err,
-                       size_t errsz, uint32_t publish_timeout_ms)
+static int open_struct_opts(struct ofe_config_jetstream_bus *j, const struct ofe_bus_opts *bo,
+                            struct ofe_bus **b, char *err, size_t errsz)
 {
     struct ofe_config_busdesc d = {.kind = OFE_CONFIG_BUS_JETSTREAM,
                                    .kind_name = "jetstream",
                                    .options = &j->node,
                                    .jetstream = j};
+    return ofe_bus_open(&d, bo, b, err, errsz);
+}
+
+static int open_struct(struct ofe_config_jetstream_bus *j, struct ofe_bus **b, char *err,
+                       size_t errsz, uint32_t publish_timeout_ms)
+{
     struct ofe_bus_opts bo = {.component = "test-js", .publish_timeout_ms = publish_timeout_ms};
-    return ofe_bus_open(&d, &bo, b, err, errsz);
+    return open_struct_opts(j, &bo, b, err, errsz);
 }
 
 static void expect_open_error(struct ofe_config_jetstream_bus *j, const char *words)
@@ -925,12 +931,8 @@ static void test_no_puback(void **state)
     j.stream_name = "NOACK";
     struct ofe_bus *b = NULL;
     char err[512];
-    struct ofe_config_busdesc d = {.kind = OFE_CONFIG_BUS_JETSTREAM,
-                                   .kind_name = "jetstream",
-                                   .options = &j.node,
-                                   .jetstream = &j};
     struct ofe_bus_opts bo = {.component = "test-js", .publish_timeout_ms = 1000, .max_pending = 3};
-    assert_int_equal(ofe_bus_open(&d, &bo, &b, err, sizeof(err)), 0);
+    assert_int_equal(open_struct_opts(&j, &bo, &b, err, sizeof(err)), 0);
     assert_true(wait_ready(b, 10000));
     struct ofe_ce *ev = mkev(1, 8);
     assert_int_equal(ofe_bus_publish_sync(b, "t", ev, err, sizeof(err)), 0);
