@@ -10,8 +10,10 @@ Processes: ofe-eventbus (when the sample has a bus.yaml), ofe-kafka-mock
 this runner, which then stops them in order (SIGTERM: they drain) and
 leaves no process behind."""
 import argparse
+import fcntl
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -26,7 +28,62 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+PORT_FLOOR = 20000
+_port_locks = []  # reservations held until this process exits
+
+
+def _port_range():
+    """Where to look for free ports: below the kernel's ephemeral range, so
+    that no outgoing connection takes a port between our check and the
+    daemon's bind (None when there is no room below or above it)."""
+    lo, hi = 32768, 60999
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split()[:2])
+    except (OSError, ValueError):
+        pass
+    if lo - 1 - PORT_FLOOR >= 1000:
+        return PORT_FLOOR, lo - 1
+    if 65535 - (hi + 1) >= 1000:
+        return hi + 1, 65535
+    return None
+
+
+def _bindable(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def free_port():
+    """A free port on 127.0.0.1, reserved with an flock on
+    $TMPDIR/ofe-test-ports-UID/PORT for as long as this process runs: the
+    tests' servers (tests/lib/servers.c, tests/lib/ports.sh) keep to the
+    same convention, so runs side by side never pick the same port."""
+    rng = _port_range()
+    if rng is not None:
+        d = os.path.join(tempfile.gettempdir(), "ofe-test-ports-%d" % os.getuid())
+        try:
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            for _ in range(200):
+                port = random.randint(*rng)
+                f = open(os.path.join(d, str(port)), "a")
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    f.close()
+                    continue
+                if _bindable(port):
+                    _port_locks.append(f)
+                    return port
+                f.close()
+        except OSError:
+            pass
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     p = s.getsockname()[1]

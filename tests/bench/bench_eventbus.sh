@@ -32,7 +32,7 @@ trap cleanup EXIT INT TERM
 VALUE=$(head -c 512 /dev/zero | tr '\0' 'v')
 BENCH="-n $N -c 50 -P 16"
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+free_port() { python3 "$(dirname "$0")/../lib/free_port.py" --hold $$; }
 wait_port() {
     i=0
     while ! redis-cli -p "$1" PING >/dev/null 2>&1; do

@@ -15,7 +15,7 @@ ES=$BUILD/eventsource/ofe-eventsource
 command -v nats-server >/dev/null || { echo "nats-server missing"; exit 77; }
 D=$(mktemp -d "${TMPDIR:-/tmp}/repro-nats.XXXXXX")
 trap 'kill -9 $NATS $ESP 2>/dev/null; rm -rf "$D"' EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+port() { python3 "$(dirname "$0")/../lib/free_port.py" --hold $$; }
 NP=$(port); HP=$(port)
 nats-server -a 127.0.0.1 -p "$NP" >"$D/nats.log" 2>&1 & NATS=$!
 sleep 0.5

@@ -25,7 +25,7 @@ fail() {
     for f in "$D"/*.log "$D"/*.jsonl; do [ -f "$f" ] && { echo "--- $f" >&2; tail -40 "$f" >&2; }; done
     exit 1
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$S/tests/lib/free_port.py" --hold $$; }
 wait_for() { # wait_for SECONDS COMMAND...
     n=$(( $1 * 20 )); shift
     i=0

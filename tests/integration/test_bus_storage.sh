@@ -13,7 +13,7 @@ command -v redis-cli >/dev/null || { echo "redis-cli not installed"; exit 77; }
 command -v prlimit >/dev/null || { echo "prlimit (util-linux) not installed"; exit 77; }
 
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    python3 "$(dirname "$0")/../lib/free_port.py" --hold $$
 }
 http_status() { # http_status PATH -> the status code, 000 when no answer
     python3 - "$HPORT" "$1" <<'PY'

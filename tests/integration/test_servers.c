@@ -1,14 +1,24 @@
 /* The server harness: redis-server, nats-server (JetStream) and mosquitto
- * start on free loopback ports, are killed and restarted. */
+ * start on free loopback ports, are killed and restarted; free ports come
+ * from outside the ephemeral range and stay reserved while their holder
+ * lives (C tests, and shell tests through tests/lib/free_port.py). */
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "servers.h"
+#include "testutil.h"
 
 static void cycle(enum tu_server_kind kind)
 {
@@ -51,6 +61,62 @@ static void test_missing_binary(void **state)
     tu_proc_free(p);
 }
 
+/* Whether port's reservation is held: an flock through a file description
+ * of our own (flock locks conflict between descriptions, even within one
+ * process) is refused. */
+static bool reserved_elsewhere(int port)
+{
+    char path[4200];
+    tu_port_lock_path(port, path, sizeof(path));
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    bool held = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return held;
+}
+
+static void test_free_port(void **state)
+{
+    int elo = 32768, ehi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        assert_int_equal(fscanf(f, "%d %d", &elo, &ehi), 2);
+        fclose(f);
+    }
+    int a = tu_free_port(), b = tu_free_port();
+    assert_true(a > 0 && b > 0 && a != b);
+    /* (this machine leaves room below the range; tu_free_port falls back
+     * to the kernel's choice on one that does not) */
+    assert_true(a < elo || a > ehi);
+    assert_true(b < elo || b > ehi);
+    assert_true(reserved_elsewhere(a));
+    assert_true(reserved_elsewhere(b));
+}
+
+/* The shell tests' helper: the reservation outlives the helper (command
+ * substitution) and ends once the shell it holds for has exited. */
+static void test_free_port_shell(void **state)
+{
+    char cmd[8192], out[64] = "";
+    snprintf(cmd, sizeof(cmd),
+             "sh -c 'P=$(python3 %s/tests/lib/free_port.py --hold $$) && echo $P && sleep 2'",
+             tu_source_dir());
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(out, sizeof(out), p));
+    int port = atoi(out);
+    assert_true(port > 0);
+    assert_true(reserved_elsewhere(port)); /* the shell still runs */
+    assert_true(WIFEXITED(pclose(p)));
+    bool released = false;
+    for (int i = 0; i < 50 && !released; i++) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        released = !reserved_elsewhere(port);
+    }
+    assert_true(released);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -58,6 +124,8 @@ int main(void)
         cmocka_unit_test(test_nats),
         cmocka_unit_test(test_mosquitto),
         cmocka_unit_test(test_missing_binary),
+        cmocka_unit_test(test_free_port),
+        cmocka_unit_test(test_free_port_shell),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

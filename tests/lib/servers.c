@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,7 +25,53 @@ static void msleep(int ms)
     nanosleep(&ts, NULL);
 }
 
-int tu_free_port(void)
+/* Ports for test servers are taken below the kernel's ephemeral range:
+ * a port found free there cannot be handed to some process's outgoing
+ * connection before the server binds it (tu_wait_port alone makes dozens
+ * of connections a second, and ctest runs tests side by side). Test
+ * processes reserve each port with an flock on PORT_LOCK_DIR/PORT, held
+ * until they exit, so two tests never pick the same one; scripts/demo.py
+ * and tests/lib/ports.sh follow the same convention. */
+#define PORT_FLOOR 20000
+#define PORT_LOCK_DIR_FMT "%s/ofe-test-ports-%u"
+
+/* The [lo, hi] range to draw from, or 0 when there is no room for one. */
+static int port_range(int *lo, int *hi)
+{
+    int elo = 32768, ehi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &elo, &ehi) != 2)
+            elo = 32768, ehi = 60999;
+        fclose(f);
+    }
+    if (elo - 1 - PORT_FLOOR >= 1000) {
+        *lo = PORT_FLOOR, *hi = elo - 1;
+        return 1;
+    }
+    if (65535 - (ehi + 1) >= 1000) {
+        *lo = ehi + 1, *hi = 65535;
+        return 1;
+    }
+    return 0;
+}
+
+/* Whether a listener could bind 127.0.0.1:port right now. No SO_REUSEADDR:
+ * a port with connections in TIME_WAIT is skipped too. */
+static int port_bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* The kernel's choice (the old way): bound and released. */
+static int ephemeral_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -37,6 +84,49 @@ int tu_free_port(void)
     }
     close(fd);
     return ntohs(a.sin_port);
+}
+
+static void port_lock_dir(char *buf, size_t n)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(buf, n, PORT_LOCK_DIR_FMT, tmp && *tmp ? tmp : "/tmp", (unsigned)getuid());
+}
+
+void tu_port_lock_path(int port, char *buf, size_t n)
+{
+    char dir[4096];
+    port_lock_dir(dir, sizeof(dir));
+    snprintf(buf, n, "%s/%d", dir, port);
+}
+
+int tu_free_port(void)
+{
+    static unsigned seed;
+    int lo, hi;
+    if (!port_range(&lo, &hi))
+        return ephemeral_port();
+    char dir[4096], path[4200];
+    port_lock_dir(dir, sizeof(dir));
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return ephemeral_port();
+    if (!seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = (unsigned)getpid() * 2654435761u ^ (unsigned)ts.tv_nsec;
+    }
+    for (int tries = 0; tries < 200; tries++) {
+        int port = lo + (int)(rand_r(&seed) % (unsigned)(hi - lo + 1));
+        tu_port_lock_path(port, path, sizeof(path));
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return ephemeral_port();
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0 || !port_bindable(port)) {
+            close(fd);
+            continue;
+        }
+        return port; /* fd stays open: the reservation lasts until exit */
+    }
+    return ephemeral_port();
 }
 
 int tu_wait_port(int port, int timeout_ms)

@@ -19,8 +19,14 @@ struct tu_proc {
     char *log;   /* stdout and stderr go here (appended) */
 };
 
-/* A free TCP port on 127.0.0.1 (bound and released; a tiny race remains). */
+/* A free TCP port on 127.0.0.1, below the kernel's ephemeral port range
+ * (so no outgoing connection can take it before the server binds it) and
+ * reserved for this process until it exits (an flock other test processes
+ * respect). Falls back to a port the kernel picks when there is no room
+ * below or above the ephemeral range. */
 int tu_free_port(void);
+/* The file whose flock reserves port ($TMPDIR/ofe-test-ports-UID/PORT). */
+void tu_port_lock_path(int port, char *buf, size_t n);
 /* Waits until 127.0.0.1:port accepts a connection. Returns 0, or -1 after
  * timeout_ms. */
 int tu_wait_port(int port, int timeout_ms);
