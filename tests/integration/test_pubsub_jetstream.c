@@ -937,7 +937,13 @@ static void test_no_puback(void **state)
     struct ofe_ce *ev = mkev(1, 8);
     assert_int_equal(ofe_bus_publish_sync(b, "t", ev, err, sizeof(err)), 0);
 
+    /* kill() only queues the stop: wait until every thread of the server
+     * has stopped (the parent hears of it), or the first PubAcks may
+     * still come */
     assert_int_equal(kill(srv->proc->pid, SIGSTOP), 0);
+    int st = 0;
+    assert_int_equal(waitpid(srv->proc->pid, &st, WUNTRACED), srv->proc->pid);
+    assert_true(WIFSTOPPED(st));
     struct pubs ps = {.lock = PTHREAD_MUTEX_INITIALIZER};
     uint64_t t0 = now_ms();
     for (int i = 0; i < 3; i++)
