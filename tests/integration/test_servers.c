@@ -2,6 +2,7 @@
  * start on free loopback ports, are killed and restarted; free ports come
  * from outside the ephemeral range and stay reserved while their holder
  * lives (C tests, and shell tests through tests/lib/free_port.py). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,6 +95,28 @@ static void test_free_port(void **state)
     assert_true(reserved_elsewhere(b));
 }
 
+/* No place for the reservations (TMPDIR names nothing): a port still
+ * comes, the kernel's choice, unreserved. */
+static void test_free_port_no_lock_dir(void **state)
+{
+    const char *old = getenv("TMPDIR");
+    char *keep = old ? strdup(old) : NULL;
+    setenv("TMPDIR", "/nonexistent/ofe-test", 1);
+    int port = tu_free_port();
+    if (keep)
+        setenv("TMPDIR", keep, 1);
+    else
+        unsetenv("TMPDIR");
+    free(keep);
+    assert_true(port > 0 && port < 65536);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0); /* it was free */
+    close(fd);
+}
+
 /* The shell tests' helper: the reservation outlives the helper (command
  * substitution) and ends once the shell it holds for has exited. */
 static void test_free_port_shell(void **state)
@@ -126,6 +150,7 @@ int main(void)
         cmocka_unit_test(test_missing_binary),
         cmocka_unit_test(test_free_port),
         cmocka_unit_test(test_free_port_shell),
+        cmocka_unit_test(test_free_port_no_lock_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,15 +7,13 @@ Usage: free_port.py [--hold PID]
 With --hold, a detached process keeps the reservation until PID (the
 calling shell, $$) has exited, so `P=$(free_port.py --hold $$)` works in
 command substitution."""
-import importlib.util
 import os
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-spec = importlib.util.spec_from_file_location("demo", os.path.join(ROOT, "scripts", "demo.py"))
-demo = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(demo)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import demo  # noqa: E402
 
 
 def alive(pid):
