@@ -78,8 +78,9 @@ struct ch_sink_view {
     uint32_t *accepted; /* 2xx deliveries per n */
     long lines, accepted_total, failed_total, foreign, bad_data;
 };
-/* Parses the sink's --json output. Returns 0 or -1 (file unreadable, a
- * line that is not JSON). */
+/* Parses the sink's --json output, its whole lines (the sink may be
+ * writing one). Returns 0 or -1 (file unreadable, a line that is not
+ * JSON). */
 int ch_sink_view(struct ch_sink *s, long nmax, struct ch_sink_view *v);
 void ch_sink_view_free(struct ch_sink_view *v);
 

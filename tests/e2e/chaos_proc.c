@@ -254,7 +254,7 @@ int ch_sink_view(struct ch_sink *s, long nmax, struct ch_sink_view *v)
 {
     memset(v, 0, sizeof(*v));
     v->accepted = calloc((size_t)nmax, sizeof(*v->accepted));
-    char *text = tu_read_file(s->out, NULL);
+    char *text = tu_read_lines(s->out, NULL);
     if (!text || !v->accepted) {
         free(text);
         return -1;

@@ -445,11 +445,12 @@ static int warm_up(struct sinkp *s, const char *topic)
 /* ---- sink output ---------------------------------------------------------------- */
 
 /* Calls fn for every JSON line of the sink output whose event source is
- * `source` (NULL: any). */
+ * `source` (NULL: any). The sink may be writing a line as we read: only
+ * whole lines count. */
 static int each_line(struct sinkp *s, const char *source,
                      int (*fn)(void *arg, json_t *line, struct ofe_ce *ev), void *arg)
 {
-    char *text = tu_read_file(s->out, NULL);
+    char *text = tu_read_lines(s->out, NULL);
     if (!text)
         return -1;
     int rc = 0;

@@ -1,7 +1,8 @@
 /* The server harness: redis-server, nats-server (JetStream) and mosquitto
  * start on free loopback ports, are killed and restarted; free ports come
  * from outside the ephemeral range and stay reserved while their holder
- * lives (C tests, and shell tests through tests/lib/free_port.py). */
+ * lives (C tests, and shell tests through tests/lib/free_port.py); a file
+ * another process appends lines to is read line-whole. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -141,6 +142,69 @@ static void test_free_port_shell(void **state)
     assert_true(released);
 }
 
+/* tu_read_lines: only whole lines, also while another process appends
+ * lines of 1500 bytes with one write() each (what `ofe sink --output`
+ * does); tu_read_file can end in the middle of one of them then. */
+static void test_read_lines(void **state)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/ofe-read-lines-%d",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("a\nbc\npart", f);
+    fclose(f);
+    size_t n;
+    char *t = tu_read_lines(path, &n);
+    assert_string_equal(t, "a\nbc\n");
+    assert_int_equal(n, 5);
+    free(t);
+    f = fopen(path, "w");
+    fputs("no newline", f);
+    fclose(f);
+    t = tu_read_lines(path, NULL);
+    assert_string_equal(t, "");
+    free(t);
+
+    enum { LEN = 1500, LINES = 3000 };
+    static char line[LEN];
+    memset(line, 'x', LEN - 1);
+    line[LEN - 1] = '\n';
+    unlink(path);
+    pid_t w = fork();
+    assert_true(w >= 0);
+    if (w == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        for (int i = 0; fd >= 0 && i < LINES; i++) {
+            if (write(fd, line, LEN) != LEN)
+                _exit(1);
+            usleep(100);
+        }
+        _exit(fd >= 0 ? 0 : 1);
+    }
+    long reads = 0, bad = 0;
+    int st;
+    while (waitpid(w, &st, WNOHANG) == 0) {
+        t = tu_read_lines(path, &n);
+        if (!t)
+            continue;
+        reads++;
+        for (size_t off = 0; off < n; off += LEN)
+            if (n - off < LEN || memcmp(t + off, line, LEN) != 0) {
+                bad++;
+                break;
+            }
+        free(t);
+    }
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    t = tu_read_lines(path, &n);
+    assert_int_equal(n, (size_t)LEN * LINES);
+    free(t);
+    unlink(path);
+    print_message("%ld reads while appending, %ld with a piece of a line\n", reads, bad);
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_free_port),
         cmocka_unit_test(test_free_port_shell),
         cmocka_unit_test(test_free_port_no_lock_dir),
+        cmocka_unit_test(test_read_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

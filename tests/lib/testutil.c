@@ -36,3 +36,17 @@ char *tu_read_file(const char *path, size_t *len)
         *len = got;
     return p;
 }
+
+char *tu_read_lines(const char *path, size_t *len)
+{
+    size_t n;
+    char *p = tu_read_file(path, &n);
+    if (!p)
+        return NULL;
+    while (n > 0 && p[n - 1] != '\n')
+        n--;
+    p[n] = '\0';
+    if (len)
+        *len = n;
+    return p;
+}
