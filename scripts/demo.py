@@ -63,7 +63,7 @@ def _bindable(port):
 def free_port():
     """A free port on 127.0.0.1, reserved with an flock on
     $TMPDIR/ofe-test-ports-UID/PORT for as long as this process runs: the
-    tests' servers (tests/lib/servers.c, tests/lib/ports.sh) keep to the
+    tests' servers (tests/lib/servers.c, tests/lib/free_port.py) keep to the
     same convention, so runs side by side never pick the same port."""
     rng = _port_range()
     if rng is not None:

@@ -4,15 +4,13 @@ and still delivers. The port handed to ofe-eventbus's HTTP listener on the
 first try is held open here, so that start fails for real.
 
 Usage: test_demo_port_taken.py BUILD_DIR"""
-import importlib.util
 import os
 import socket
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-spec = importlib.util.spec_from_file_location("demo", os.path.join(ROOT, "scripts", "demo.py"))
-demo = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(demo)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import demo  # noqa: E402
 
 held = socket.socket()
 held.bind(("127.0.0.1", 0))

@@ -31,7 +31,7 @@ static void msleep(int ms)
  * of connections a second, and ctest runs tests side by side). Test
  * processes reserve each port with an flock on PORT_LOCK_DIR/PORT, held
  * until they exit, so two tests never pick the same one; scripts/demo.py
- * and tests/lib/ports.sh follow the same convention. */
+ * and tests/lib/free_port.py (shell tests) follow the same convention. */
 #define PORT_FLOOR 20000
 #define PORT_LOCK_DIR_FMT "%s/ofe-test-ports-%u"
 

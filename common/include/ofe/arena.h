@@ -1,6 +1,9 @@
 /* Bump allocator: many small allocations freed together. Used for a CESQL
  * expression's nodes, a header list's strings and a reply being parsed.
- * Not thread-safe; one owner at a time. */
+ * Not thread-safe; one owner at a time. (An event's own storage, in
+ * common/ce.c, stays a bump allocator of its own: its first chunk is part
+ * of the event's single malloc, and large data gets a chunk to itself
+ * without giving up the current one, on the per-event path.) */
 #ifndef OFE_ARENA_H
 #define OFE_ARENA_H
 
