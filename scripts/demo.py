@@ -166,13 +166,19 @@ class Runner:
         f.close()
         self.procs.append((name, p, log))
         if wait_for and not wait_port(wait_for, 15, p):
-            with open(log, errors="replace") as f:
-                taken = "Address already in use" in f.read()
-            if taken:
-                self.stop()
-                raise PortTaken(f"{name}: a port chosen for it was taken meanwhile")
-            self.fail(f"{name} did not start listening on port {wait_for}", log)
+            self.down(name, log, f"{name} did not start listening on port {wait_for}")
         return p
+
+    def down(self, name, log, why):
+        """A daemon that is not up: when it could not bind a port (at
+        start-up, possibly after its first listener was already up), the
+        run starts over on other ports; otherwise the demo fails."""
+        with open(log, errors="replace") as f:
+            taken = "Address already in use" in f.read()
+        if taken:
+            self.stop()
+            raise PortTaken(f"{name}: a port chosen for it was taken meanwhile")
+        self.fail(why, log)
 
     def fail(self, why, log=None):
         print(f"\ndemo: {why}", file=sys.stderr)
@@ -281,7 +287,8 @@ class Runner:
             m = re.search(r"endpoint:\s*(\S+)", open(es).read())
             endpoint = f"http://127.0.0.1:{ports['webhook']}{m.group(1) if m else '/'}"
             if not wait_port(ports["webhook"], 15):
-                self.fail("the webhook source did not start", os.path.join(self.work, "eventsource.log"))
+                self.down("eventsource", os.path.join(self.work, "eventsource.log"),
+                          "the webhook source did not start")
             print("\nSend your own event (in another terminal):")
             print(f"  curl -X POST -H 'Content-Type: application/json' -d '{{\"order\": 42}}' {endpoint}")
             print("  curl -X POST -H 'ce-specversion: 1.0' -H 'ce-id: my-1' -H 'ce-source: /me' \\")
@@ -321,7 +328,7 @@ class Runner:
                 break
             for n, p, log in self.procs:
                 if p.poll() is not None:
-                    self.fail(f"{n} exited with status {p.returncode}", log)
+                    self.down(n, log, f"{n} exited with status {p.returncode}")
             if kafka_bus and now >= next_feed:
                 nfeed += 1
                 ev = json.dumps({"specversion": "1.0", "id": f"kafka-{nfeed}", "source": "/demo/feeder",
